@@ -1,0 +1,402 @@
+"""The composition root: declare handlers, start and stop, send commands and publish events."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Callable, Mapping, Sequence
+from types import TracebackType
+from typing import Any, TypeVar, overload
+
+from busline.clock import Clock, SystemClock
+from busline.codec import encode
+from busline.context import OutgoingMessage
+from busline.dispatch import Endpoint
+from busline.envelope import Envelope, new_message_id
+from busline.errors import BusNotRunningError, MessageTooLargeError, RegistrationError
+from busline.messages import Message, MessageKind, kind_of
+from busline.middleware import Middleware, compose_consume, compose_publish
+from busline.registry import (
+    HandlerFunc,
+    HandlerSpec,
+    Registry,
+    check_message_type,
+    message_type_of,
+    wants_context,
+)
+from busline.transport import QueueType, Transport, TransportSettings, open_transport
+from busline.urls import mask_url
+
+log = logging.getLogger("busline")
+
+F = TypeVar("F", bound=HandlerFunc)
+
+DEFAULT_PREFETCH = 32
+DEFAULT_MAX_MESSAGE_SIZE = 1024 * 1024
+
+
+class Bus:
+    """A service's connection to the message bus.
+
+    Args:
+        service: This service's name: the ``app_id`` of what it sends, the prefix of its
+            subscriber queues.
+        url: Picks the transport: ``memory://`` (optionally ``memory://name``) or
+            ``amqp://user:pass@host:5672/vhost`` / ``amqps://...``.
+        prefetch: Default per-handler concurrency: messages in flight per handler.
+        max_message_size: Largest body accepted, in bytes, both when sending and receiving.
+        queue_type: ``"quorum"`` (replicated, the default) or ``"classic"`` queues.
+        send_timeout: Seconds a send may wait for the broker (connection and confirm).
+        shutdown_timeout: Seconds ``stop()`` waits for in-flight handlers.
+        error_queue: Where unprocessable messages are parked with their reason.
+        middleware: Extra :class:`~busline.middleware.Middleware`, outermost first.
+        clock: Time source for delays; tests pass :class:`busline.testing.VirtualClock`.
+        transport_options: Transport-specific options (e.g. ``ssl_context`` for amqps).
+    """
+
+    def __init__(
+        self,
+        service: str,
+        url: str = "memory://",
+        *,
+        prefetch: int = DEFAULT_PREFETCH,
+        max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
+        queue_type: QueueType = "quorum",
+        send_timeout: float = 30.0,
+        shutdown_timeout: float = 30.0,
+        error_queue: str = "busline.error",
+        middleware: Sequence[Middleware] = (),
+        clock: Clock | None = None,
+        transport_options: Mapping[str, Any] | None = None,
+    ) -> None:
+        if not service or not service.strip():
+            raise ValueError("service must be a non-empty name")
+        if prefetch < 1:
+            raise ValueError("prefetch must be at least 1")
+        if queue_type not in ("quorum", "classic"):
+            raise ValueError("queue_type must be 'quorum' or 'classic'")
+        self.service = service
+        self.url = url
+        self.prefetch = prefetch
+        self.max_message_size = max_message_size
+        self.shutdown_timeout = shutdown_timeout
+        self.clock: Clock = clock or SystemClock()
+        self.middleware: list[Middleware] = list(middleware)
+        self.settings = TransportSettings(
+            service=service,
+            queue_type=queue_type,
+            error_queue=error_queue,
+            send_timeout=send_timeout,
+            clock=self.clock,
+            options=dict(transport_options or {}),
+        )
+        self.registry = Registry(service)
+        self.transport: Transport | None = None
+        self._endpoints: list[Endpoint] = []
+        self._publish_chain = compose_publish((), self._transport_dispatch)
+        self._state = "new"
+
+    def __repr__(self) -> str:
+        return f"<Bus service={self.service!r} url={mask_url(self.url)!r} {self._state}>"
+
+    # -- declaring handlers ------------------------------------------------------------------
+
+    @overload
+    def command_handler(self, target: F, /) -> F: ...
+    @overload
+    def command_handler(
+        self, target: type[Message] | None = None, /, *, prefetch: int | None = None, **options: Any
+    ) -> Callable[[F], F]: ...
+    def command_handler(
+        self,
+        target: Any = None,
+        /,
+        *,
+        prefetch: int | None = None,
+        **options: Any,
+    ) -> Any:
+        """Declare the handler of a command type (exactly one per service).
+
+        Use bare (``@bus.command_handler``, type from the first parameter's annotation) or
+        with the type and options (``@bus.command_handler(PlaceOrder, prefetch=8)``).
+        """
+        return self._declare(MessageKind.COMMAND, target, None, prefetch, options)
+
+    @overload
+    def event_subscriber(self, target: F, /) -> F: ...
+    @overload
+    def event_subscriber(
+        self,
+        target: type[Message] | None = None,
+        /,
+        *,
+        name: str | None = None,
+        prefetch: int | None = None,
+        **options: Any,
+    ) -> Callable[[F], F]: ...
+    def event_subscriber(
+        self,
+        target: Any = None,
+        /,
+        *,
+        name: str | None = None,
+        prefetch: int | None = None,
+        **options: Any,
+    ) -> Any:
+        """Subscribe to an event type; each subscriber gets its own copy in its own queue.
+
+        The queue is ``{service}.{name}``, where ``name`` defaults to the function's name;
+        instances of one service share (compete on) it.
+        """
+        return self._declare(MessageKind.EVENT, target, name, prefetch, options)
+
+    def _declare(
+        self,
+        kind: MessageKind,
+        target: Any,
+        name: str | None,
+        prefetch: int | None,
+        options: dict[str, Any],
+    ) -> Any:
+        if callable(target) and kind_of(target) is None and not isinstance(target, type):
+            self._register(kind, target, None, name, prefetch, options)
+            return target
+        explicit = target
+
+        def decorator(func: F) -> F:
+            self._register(kind, func, explicit, name, prefetch, options)
+            return func
+
+        return decorator
+
+    def _register(
+        self,
+        kind: MessageKind,
+        func: HandlerFunc,
+        explicit: Any,
+        name: str | None,
+        prefetch: int | None,
+        options: dict[str, Any],
+    ) -> None:
+        if self._state != "new":
+            raise RegistrationError("declare handlers before the bus starts")
+        if prefetch is not None and prefetch < 1:
+            raise RegistrationError("prefetch must be at least 1")
+        message_type = (
+            message_type_of(func, kind)
+            if explicit is None
+            else check_message_type(explicit, kind, func)
+        )
+        wants_context(func)  # validates the signature even when the type was given
+        handler_name = name or func.__name__
+        queue = message_type.__wire_name__
+        if kind is MessageKind.EVENT:
+            queue = f"{self.service}.{handler_name}"
+        self.registry.add(
+            HandlerSpec(
+                kind=kind,
+                message_type=message_type,
+                func=func,
+                name=handler_name,
+                queue=queue,
+                prefetch=prefetch,
+                wants_context=wants_context(func),
+                options=dict(options),
+            )
+        )
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Connect, declare topology and start every consumer."""
+        if self._state != "new":
+            raise BusNotRunningError(f"a bus starts once; this one is {self._state}")
+        self._state = "starting"
+        self.transport = open_transport(self.url, self.settings)
+        try:
+            await self.transport.start()
+            self._publish_chain = compose_publish(self.middleware, self._transport_dispatch)
+            for spec in self.registry.specs:
+                chain = compose_consume(self.middleware, _handler_call(spec))
+                endpoint = Endpoint(self, spec, chain, spec.prefetch or self.prefetch)
+                await endpoint.start(self.transport)
+                self._endpoints.append(endpoint)
+        except BaseException:
+            await self._shutdown()
+            raise
+        self._state = "running"
+        log.info("bus %s started on %s", self.service, mask_url(self.url))
+
+    async def stop(self) -> None:
+        """Stop consuming, finish and settle in-flight messages, then disconnect."""
+        if self._state in ("new", "stopped"):
+            self._state = "stopped"
+            return
+        self._state = "stopping"
+        await self._shutdown()
+        log.info("bus %s stopped", self.service)
+
+    async def _shutdown(self) -> None:
+        try:
+            await asyncio.gather(*(ep.stop(self.shutdown_timeout) for ep in self._endpoints))
+        finally:
+            self._endpoints = []
+            if self.transport is not None:
+                await self.transport.close()
+            self._state = "stopped"
+
+    async def __aenter__(self) -> Bus:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    async def run(self) -> None:
+        """Start, run until SIGINT or SIGTERM (or cancellation), then shut down gracefully."""
+        loop = asyncio.get_running_loop()
+        stopping = asyncio.Event()
+        installed: list[signal.Signals] = []
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                loop.add_signal_handler(sig, stopping.set)
+                installed.append(sig)
+            except (NotImplementedError, RuntimeError):  # not the main thread, or Windows
+                pass
+        try:
+            async with self:
+                await stopping.wait()
+                log.info("bus %s: signal received, shutting down", self.service)
+        finally:
+            for sig in installed:
+                loop.remove_signal_handler(sig)
+
+    # -- sending -------------------------------------------------------------------------------
+
+    async def send(
+        self,
+        command: Message,
+        *,
+        correlation_id: str | None = None,
+        idempotency_key: str | None = None,
+        headers: Mapping[str, Any] | None = None,
+    ) -> str:
+        """Send a command to its queue; return its message id once the broker confirmed it."""
+        out = self.prepare(
+            command, MessageKind.COMMAND, None, correlation_id, idempotency_key, headers
+        )
+        await self._publish_chain(out)
+        return out.envelope.message_id
+
+    async def publish(
+        self,
+        event: Message,
+        *,
+        correlation_id: str | None = None,
+        idempotency_key: str | None = None,
+        headers: Mapping[str, Any] | None = None,
+    ) -> str:
+        """Publish an event to its subscribers; return its message id once confirmed."""
+        out = self.prepare(event, MessageKind.EVENT, None, correlation_id, idempotency_key, headers)
+        await self._publish_chain(out)
+        return out.envelope.message_id
+
+    def prepare(
+        self,
+        message: Message,
+        kind: MessageKind,
+        parent: Envelope | None,
+        correlation_id: str | None,
+        idempotency_key: str | None,
+        headers: Mapping[str, Any] | None,
+    ) -> OutgoingMessage:
+        """Check ``message`` is of ``kind`` and build its envelope, inheriting from ``parent``."""
+        actual = kind_of(type(message))
+        if actual is not kind:
+            raise TypeError(_wrong_method(message, kind, actual))
+        if self._state not in ("running", "starting", "stopping"):
+            raise BusNotRunningError(
+                f"bus {self.service!r} is {self._state}: use 'async with bus:' or await "
+                f"bus.start() before sending"
+            )
+        body = encode(message)
+        if len(body) > self.max_message_size:
+            raise MessageTooLargeError(
+                f"{type(message).__name__} encodes to {len(body)} bytes, over max_message_size "
+                f"of {self.max_message_size}"
+            )
+        message_id = new_message_id()
+        if parent is None:
+            correlation = correlation_id or message_id
+            conversation = message_id
+            causation = None
+        else:
+            correlation = correlation_id or parent.correlation_id
+            conversation = parent.conversation_id
+            causation = parent.message_id
+        name = type(message).__wire_name__
+        envelope = Envelope(
+            message_id=message_id,
+            message_type=name,
+            body=body,
+            correlation_id=correlation,
+            conversation_id=conversation,
+            causation_id=causation,
+            idempotency_key=idempotency_key,
+            timestamp=self.clock.now(),
+            source=self.service,
+            headers=dict(headers) if headers else {},
+        )
+        return OutgoingMessage(kind, name, message, envelope)
+
+    async def dispatch_outgoing(self, outgoing: Sequence[OutgoingMessage]) -> None:
+        """Send messages collected by a handler, concurrently; return once all are confirmed."""
+        if len(outgoing) == 1:
+            await self._publish_chain(outgoing[0])
+            return
+        results = await asyncio.gather(
+            *(self._publish_chain(out) for out in outgoing), return_exceptions=True
+        )
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
+
+    async def _transport_dispatch(self, out: OutgoingMessage) -> None:
+        transport = self.transport
+        if transport is None:
+            raise BusNotRunningError(f"bus {self.service!r} has no transport")
+        if out.kind is MessageKind.COMMAND:
+            await transport.send(out.destination, out.envelope)
+        else:
+            await transport.publish(out.destination, out.envelope)
+
+
+def _handler_call(spec: HandlerSpec) -> Callable[[Any], Any]:
+    func = spec.func
+    if spec.wants_context:
+
+        async def call_with_context(ctx: Any) -> None:
+            await func(ctx.message, ctx)
+
+        return call_with_context
+
+    async def call(ctx: Any) -> None:
+        await func(ctx.message)
+
+    return call
+
+
+def _wrong_method(message: Any, wanted: MessageKind, actual: MessageKind | None) -> str:
+    name = type(message).__name__
+    if actual is MessageKind.EVENT:
+        return f"{name} is an event: publish it with publish(), not send()"
+    if actual is MessageKind.COMMAND:
+        return f"{name} is a command: send it with send(), not publish()"
+    method = "send" if wanted is MessageKind.COMMAND else "publish"
+    return f"{method}() takes a {wanted.value} (a busline Command/Event instance), got {name}"

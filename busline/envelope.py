@@ -1,0 +1,89 @@
+"""The transport-neutral envelope of a message and the names of busline's wire headers.
+
+docs/wire-format.md is the contract; the constants here are its single source in code.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+CONTENT_TYPE_JSON = "application/json"
+
+HEADER_CAUSATION_ID = "busline-causation-id"
+HEADER_CONVERSATION_ID = "busline-conversation-id"
+HEADER_IDEMPOTENCY_KEY = "busline-idempotency-key"
+HEADER_ATTEMPT = "busline-attempt"
+
+HEADER_ERROR_REASON = "busline-error-reason"
+HEADER_ERROR_TYPE = "busline-error-type"
+HEADER_ERROR_MESSAGE = "busline-error-message"
+HEADER_ERROR_TRACEBACK = "busline-error-traceback"
+HEADER_ERROR_QUEUE = "busline-original-queue"
+HEADER_ERROR_HANDLER = "busline-handler"
+HEADER_ERROR_SERVICE = "busline-service"
+HEADER_ERROR_FAILED_AT = "busline-failed-at"
+HEADER_ERROR_ATTEMPTS = "busline-attempts"
+
+#: Headers busline itself maps to :class:`Envelope` fields; everything else stays in ``headers``.
+ENVELOPE_HEADERS = frozenset(
+    {HEADER_CAUSATION_ID, HEADER_CONVERSATION_ID, HEADER_IDEMPOTENCY_KEY, HEADER_ATTEMPT}
+)
+
+
+def new_message_id() -> str:
+    """Return a fresh, globally unique message id."""
+    return uuid.uuid4().hex
+
+
+@dataclass(slots=True)
+class Envelope:
+    """One message as it travels: the encoded body plus the metadata of docs/wire-format.md."""
+
+    message_id: str
+    message_type: str
+    body: bytes
+    correlation_id: str
+    conversation_id: str
+    causation_id: str | None = None
+    idempotency_key: str | None = None
+    attempt: int = 1
+    timestamp: float = field(default_factory=time.time)
+    source: str = ""
+    content_type: str = CONTENT_TYPE_JSON
+    headers: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def effective_idempotency_key(self) -> str:
+        """The key a consumer deduplicates on: the explicit key, else the message id."""
+        return self.idempotency_key or self.message_id
+
+    def copy(self) -> Envelope:
+        """Return a copy whose headers can be changed without touching this one."""
+        return Envelope(
+            self.message_id,
+            self.message_type,
+            self.body,
+            self.correlation_id,
+            self.conversation_id,
+            self.causation_id,
+            self.idempotency_key,
+            self.attempt,
+            self.timestamp,
+            self.source,
+            self.content_type,
+            dict(self.headers),
+        )
+
+    def wire_headers(self) -> dict[str, Any]:
+        """The AMQP headers table for this envelope: busline's fields plus any extra headers."""
+        headers: dict[str, Any] = dict(self.headers)
+        headers[HEADER_CONVERSATION_ID] = self.conversation_id
+        headers[HEADER_ATTEMPT] = self.attempt
+        if self.causation_id is not None:
+            headers[HEADER_CAUSATION_ID] = self.causation_id
+        if self.idempotency_key is not None:
+            headers[HEADER_IDEMPOTENCY_KEY] = self.idempotency_key
+        return headers

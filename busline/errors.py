@@ -1,0 +1,48 @@
+"""Exceptions raised by busline. Every one derives from :class:`BuslineError`."""
+
+from __future__ import annotations
+
+import enum
+
+
+class BuslineError(Exception):
+    """Base class of busline's own errors."""
+
+
+class RegistrationError(BuslineError, TypeError):
+    """A handler or subscriber declaration breaks the bus's rules (raised at decoration time)."""
+
+
+class BusNotRunningError(BuslineError, RuntimeError):
+    """The bus was used before ``start()`` (or ``async with bus``) or after ``stop()``."""
+
+
+class PublishError(BuslineError):
+    """The broker did not accept a message: it was not confirmed, so it must not count as sent."""
+
+
+class UnroutableError(PublishError):
+    """The broker returned a mandatory message: no queue was bound to receive it."""
+
+
+class PublishTimeoutError(PublishError, TimeoutError):
+    """The broker could not be reached (or did not confirm) within the send timeout."""
+
+
+class MessageTooLargeError(BuslineError, ValueError):
+    """An encoded message is larger than the bus's ``max_message_size``."""
+
+
+class FailureReason(enum.StrEnum):
+    """Why a message went to the error queue; written to the ``busline-error-reason`` header."""
+
+    HANDLER_ERROR = "handler-error"
+    REJECTED = "rejected"
+    UNDECODABLE = "undecodable"
+    UNKNOWN_TYPE = "unknown-type"
+    SCHEMA_MISMATCH = "schema-mismatch"
+    TOO_LARGE = "too-large"
+
+
+class Reject(Exception):
+    """Raise from a handler to send the message straight to the error queue, without retries."""

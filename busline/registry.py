@@ -1,0 +1,152 @@
+"""Declared handlers and subscribers, checked against the bus's rules as they are declared."""
+
+from __future__ import annotations
+
+import inspect
+import typing
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from busline.errors import RegistrationError
+from busline.messages import Message, MessageKind, kind_of, wire_name
+
+HandlerFunc = Callable[..., Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class HandlerSpec:
+    """One handler or subscriber, as the dispatcher needs it."""
+
+    kind: MessageKind
+    message_type: type[Message]
+    func: HandlerFunc
+    #: Stable name: the queue suffix of a subscriber, the ``busline-handler`` error header.
+    name: str
+    queue: str
+    prefetch: int | None
+    #: Whether ``func`` takes the :class:`~busline.context.Context` as its second argument.
+    wants_context: bool
+    #: Per-handler options (e.g. ``retry=``) read by middleware; kept opaque here.
+    options: dict[str, Any]
+
+    @property
+    def wire_name(self) -> str:
+        """The wire name of the message type this handler consumes."""
+        return wire_name(self.message_type)
+
+
+def message_type_of(func: HandlerFunc, expected: MessageKind) -> type[Message]:
+    """Read the message type from ``func``'s first parameter annotation."""
+    params = _parameters(func)
+    try:
+        hints = typing.get_type_hints(func)
+    except Exception as exc:  # unresolved forward reference, typically a local class
+        raise RegistrationError(
+            f"cannot resolve the annotations of {_describe(func)} ({exc}); pass the message "
+            f"type explicitly, e.g. @bus.{_decorator(expected)}(MyMessage)"
+        ) from exc
+    annotation = hints.get(params[0].name)
+    if annotation is None:
+        raise RegistrationError(
+            f"{_describe(func)}: annotate its first parameter with a {_base(expected)} subclass "
+            f"(or pass the type: @bus.{_decorator(expected)}(MyMessage))"
+        )
+    return check_message_type(annotation, expected, func)
+
+
+def check_message_type(candidate: Any, expected: MessageKind, func: HandlerFunc) -> type[Message]:
+    """Ensure ``candidate`` is a concrete message class of kind ``expected``."""
+    actual = kind_of(candidate)
+    if actual is None:
+        raise RegistrationError(
+            f"{_describe(func)}: {candidate!r} is not a {_base(expected)} subclass"
+        )
+    if actual is not expected:
+        right = "command_handler" if actual is MessageKind.COMMAND else "event_subscriber"
+        raise RegistrationError(
+            f"{_describe(func)}: {candidate.__name__} is a {actual.value}, so it needs "
+            f"@bus.{right}, not @bus.{_decorator(expected)}"
+        )
+    message_type: type[Message] = candidate
+    return message_type
+
+
+def wants_context(func: HandlerFunc) -> bool:
+    """Whether the handler takes a second (context) parameter."""
+    return len(_parameters(func)) >= 2
+
+
+def _parameters(func: HandlerFunc) -> list[inspect.Parameter]:
+    if not inspect.iscoroutinefunction(func):
+        raise RegistrationError(f"{_describe(func)} must be an 'async def' function")
+    params = list(inspect.signature(func).parameters.values())
+    if not params or params[0].kind not in (
+        inspect.Parameter.POSITIONAL_ONLY,
+        inspect.Parameter.POSITIONAL_OR_KEYWORD,
+    ):
+        raise RegistrationError(
+            f"{_describe(func)} must take the message as its first positional parameter"
+        )
+    if len(params) > 2:
+        raise RegistrationError(f"{_describe(func)} must take (message) or (message, ctx)")
+    return params
+
+
+class Registry:
+    """The handlers and subscribers of one service."""
+
+    def __init__(self, service: str) -> None:
+        self.service = service
+        self._commands: dict[str, HandlerSpec] = {}
+        self._subscribers: dict[str, HandlerSpec] = {}
+        self._types: dict[str, type[Message]] = {}
+
+    @property
+    def specs(self) -> list[HandlerSpec]:
+        """Every declared handler and subscriber, in declaration order per kind."""
+        return [*self._commands.values(), *self._subscribers.values()]
+
+    def add(self, spec: HandlerSpec) -> None:
+        """Register ``spec``, enforcing one handler per command and unique subscriber names."""
+        self.remember_type(spec.message_type)
+        if spec.kind is MessageKind.COMMAND:
+            existing = self._commands.get(spec.wire_name)
+            if existing is not None:
+                raise RegistrationError(
+                    f"command {spec.wire_name!r} already has a handler in service "
+                    f"{self.service!r} ({_describe(existing.func)}); a command has exactly one "
+                    f"handler type. To react in several places, publish an event instead."
+                )
+            self._commands[spec.wire_name] = spec
+        else:
+            existing = self._subscribers.get(spec.queue)
+            if existing is not None:
+                raise RegistrationError(
+                    f"subscriber queue {spec.queue!r} is already used by "
+                    f"{_describe(existing.func)}; give this subscriber another name=..."
+                )
+            self._subscribers[spec.queue] = spec
+
+    def remember_type(self, message_type: type[Message]) -> None:
+        """Record a wire name, refusing two different classes that claim the same one."""
+        name = wire_name(message_type)
+        known = self._types.setdefault(name, message_type)
+        if known is not message_type:
+            raise RegistrationError(
+                f"wire name {name!r} is used by both {known.__module__}.{known.__qualname__} and "
+                f"{message_type.__module__}.{message_type.__qualname__}; choose distinct "
+                f"names with wire_name=..."
+            )
+
+
+def _describe(func: Any) -> str:
+    return f"{getattr(func, '__module__', '?')}.{getattr(func, '__qualname__', repr(func))}"
+
+
+def _base(kind: MessageKind) -> str:
+    return "Command" if kind is MessageKind.COMMAND else "Event"
+
+
+def _decorator(kind: MessageKind) -> str:
+    return "command_handler" if kind is MessageKind.COMMAND else "event_subscriber"

@@ -1,0 +1,1 @@
+"""Transports for busline, chosen by URL scheme: ``memory://`` and ``amqp(s)://``."""
