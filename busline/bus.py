@@ -216,9 +216,10 @@ class Bus:
         self.transport = open_transport(self.url, self.settings)
         try:
             await self.transport.start()
-            self._publish_chain = compose_publish(self.middleware, self._transport_dispatch)
+            stack = [*self._builtin_middleware(), *self.middleware]
+            self._publish_chain = compose_publish(stack, self._transport_dispatch)
             for spec in self.registry.specs:
-                chain = compose_consume(self.middleware, _handler_call(spec))
+                chain = compose_consume(stack, _handler_call(spec))
                 endpoint = Endpoint(self, spec, chain, spec.prefetch or self.prefetch)
                 await endpoint.start(self.transport)
                 self._endpoints.append(endpoint)
@@ -227,6 +228,14 @@ class Bus:
             raise
         self._state = "running"
         log.info("bus %s started on %s", self.service, mask_url(self.url))
+
+    def _builtin_middleware(self) -> list[Middleware]:
+        """busline's own middleware, outermost first: tracing, retries, store (outbox/inbox).
+
+        The user's middleware goes inside these, closest to the handler.
+        """
+        stack: list[Middleware] = []
+        return stack
 
     async def stop(self) -> None:
         """Stop consuming, finish and settle in-flight messages, then disconnect."""
