@@ -16,8 +16,10 @@ from busline.errors import (
 )
 from busline.messages import Command, Event, Message, MessageKind
 from busline.middleware import Middleware
+from busline.retries import NO_RETRIES, RetryPolicy
 
 __all__ = [
+    "NO_RETRIES",
     "Bus",
     "BusNotRunningError",
     "BuslineError",
@@ -35,5 +37,6 @@ __all__ = [
     "PublishTimeoutError",
     "RegistrationError",
     "Reject",
+    "RetryPolicy",
     "UnroutableError",
 ]

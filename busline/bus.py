@@ -25,6 +25,7 @@ from busline.registry import (
     message_type_of,
     wants_context,
 )
+from busline.retries import RetryMiddleware, RetryPolicy
 from busline.transport import QueueType, Transport, TransportSettings, open_transport
 from busline.urls import mask_url
 
@@ -50,6 +51,8 @@ class Bus:
         send_timeout: Seconds a send may wait for the broker (connection and confirm).
         shutdown_timeout: Seconds ``stop()`` waits for in-flight handlers.
         error_queue: Where unprocessable messages are parked with their reason.
+        retry: The default :class:`~busline.retries.RetryPolicy` (handlers may override it
+            with ``retry=``); by default 3 immediate retries, then after 1 s, 10 s and 60 s.
         middleware: Extra :class:`~busline.middleware.Middleware`, outermost first.
         clock: Time source for delays; tests pass :class:`busline.testing.VirtualClock`.
         transport_options: Transport-specific options (e.g. ``ssl_context`` for amqps).
@@ -67,6 +70,7 @@ class Bus:
         shutdown_timeout: float = 30.0,
         error_queue: str = "busline.error",
         middleware: Sequence[Middleware] = (),
+        retry: RetryPolicy | None = None,
         clock: Clock | None = None,
         transport_options: Mapping[str, Any] | None = None,
     ) -> None:
@@ -83,6 +87,7 @@ class Bus:
         self.shutdown_timeout = shutdown_timeout
         self.clock: Clock = clock or SystemClock()
         self.middleware: list[Middleware] = list(middleware)
+        self.retry = retry or RetryPolicy()
         self.settings = TransportSettings(
             service=service,
             queue_type=queue_type,
@@ -183,6 +188,9 @@ class Bus:
             raise RegistrationError("declare handlers before the bus starts")
         if prefetch is not None and prefetch < 1:
             raise RegistrationError("prefetch must be at least 1")
+        retry = options.get("retry")
+        if retry is not None and not isinstance(retry, RetryPolicy):
+            raise RegistrationError(f"retry= takes a RetryPolicy, got {retry!r}")
         message_type = (
             message_type_of(func, kind)
             if explicit is None
@@ -234,7 +242,7 @@ class Bus:
 
         The user's middleware goes inside these, closest to the handler.
         """
-        stack: list[Middleware] = []
+        stack: list[Middleware] = [RetryMiddleware(self.retry)]
         return stack
 
     async def stop(self) -> None:

@@ -30,7 +30,16 @@ class OutgoingMessage:
 class Context:
     """The scope of one message being handled."""
 
-    __slots__ = ("_bus", "envelope", "handler", "items", "message", "outgoing", "redelivered")
+    __slots__ = (
+        "_bus",
+        "attempt",
+        "envelope",
+        "handler",
+        "items",
+        "message",
+        "outgoing",
+        "redelivered",
+    )
 
     def __init__(
         self,
@@ -53,6 +62,9 @@ class Context:
         self.outgoing: list[OutgoingMessage] = []
         #: Free space for middleware to share per-message state (e.g. an open transaction).
         self.items: dict[str, Any] = {}
+        #: Which attempt at handling this message this is, counting from 1 across immediate
+        #: and delayed retries.
+        self.attempt = envelope.attempt
 
     @property
     def message_id(self) -> str:
@@ -83,11 +95,6 @@ class Context:
     def idempotency_key(self) -> str:
         """The key duplicates of the incoming message share (its message id unless set)."""
         return self.envelope.effective_idempotency_key
-
-    @property
-    def attempt(self) -> int:
-        """Which delivery attempt this is, starting at 1."""
-        return self.envelope.attempt
 
     @property
     def headers(self) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from busline.codec import BodyDecodeError, decode
 from busline.context import Context
 from busline.envelope import (
+    HEADER_ATTEMPT,
     HEADER_ERROR_ATTEMPTS,
     HEADER_ERROR_FAILED_AT,
     HEADER_ERROR_HANDLER,
@@ -27,6 +28,7 @@ from busline.envelope import (
 from busline.errors import FailureReason, Reject
 from busline.middleware import ConsumeNext
 from busline.registry import HandlerSpec
+from busline.retries import HEADER_DELAYED_RETRIES, HEADER_LAST_ERROR, RetryLater
 from busline.transport import ConsumerSpec, Delivery, Subscription, Transport
 
 if TYPE_CHECKING:
@@ -126,6 +128,9 @@ class Endpoint:
             await self._chain(ctx)
             if ctx.outgoing:
                 await self._bus.dispatch_outgoing(ctx.outgoing)
+        except RetryLater as retry:
+            await self._defer(delivery, ctx, retry)
+            return
         except Reject as exc:
             await self._dead_letter(delivery, FailureReason.REJECTED, exc, ctx=ctx)
             return
@@ -133,6 +138,33 @@ class Endpoint:
             await self._dead_letter(delivery, FailureReason.HANDLER_ERROR, exc, ctx=ctx)
             return
         await delivery.ack()
+
+    async def _defer(self, delivery: Delivery, ctx: Context, retry: RetryLater) -> None:
+        cause = retry.__cause__
+        log.info(
+            "%s: %s %s failed on attempt %d (%r); retrying in %.1fs",
+            self.spec.queue,
+            ctx.message_type,
+            ctx.message_id,
+            ctx.attempt,
+            cause,
+            retry.delay,
+        )
+        headers: dict[str, Any] = {
+            HEADER_ATTEMPT: ctx.attempt + 1,
+            HEADER_DELAYED_RETRIES: retry.round_number,
+        }
+        if cause is not None:
+            headers[HEADER_LAST_ERROR] = f"{_qualified_name(type(cause))}: {cause}"[:1000]
+        try:
+            await delivery.defer(retry.delay, headers)
+        except Exception:
+            log.exception(
+                "%s: could not schedule the retry of %s; left unsettled so the broker "
+                "redelivers it",
+                self.spec.queue,
+                ctx.message_id,
+            )
 
     async def _dead_letter(
         self,
@@ -143,6 +175,8 @@ class Endpoint:
         ctx: Context | None = None,
     ) -> None:
         headers = self.error_headers(delivery, reason, error, detail)
+        if ctx is not None:
+            headers[HEADER_ERROR_ATTEMPTS] = ctx.attempt
         if isinstance(error, BaseException):
             log.warning(
                 "%s: %s %s moved to the error queue (%s): %s",

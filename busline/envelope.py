@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -76,6 +77,23 @@ class Envelope:
             self.content_type,
             dict(self.headers),
         )
+
+    def with_headers(self, headers: Mapping[str, Any]) -> Envelope:
+        """A copy with ``headers`` applied as they would be on the wire: busline's envelope
+        headers update the matching fields, the others are merged into ``headers``."""
+        updated = self.copy()
+        for name, value in headers.items():
+            if name == HEADER_ATTEMPT:
+                updated.attempt = int(value)
+            elif name == HEADER_CAUSATION_ID:
+                updated.causation_id = str(value)
+            elif name == HEADER_CONVERSATION_ID:
+                updated.conversation_id = str(value)
+            elif name == HEADER_IDEMPOTENCY_KEY:
+                updated.idempotency_key = str(value)
+            else:
+                updated.headers[name] = value
+        return updated
 
     def wire_headers(self) -> dict[str, Any]:
         """The AMQP headers table for this envelope: busline's fields plus any extra headers."""

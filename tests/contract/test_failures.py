@@ -8,7 +8,7 @@ import asyncio
 import msgspec
 import pytest
 
-from busline import Context, Envelope, MessageTooLargeError
+from busline import NO_RETRIES, Context, Envelope, MessageTooLargeError
 from busline.envelope import new_message_id
 from tests.contract.messages import OrderPlaced, PlaceOrder, ShipOrder
 from tests.support import body_of, eventually, headers_of, take_from_queue
@@ -22,7 +22,7 @@ def raw(message_type: str, body: bytes) -> Envelope:
 
 
 async def test_failing_handler_parks_message_with_reason_and_sends_nothing(make_bus, bus_url):
-    bus = make_bus("orders")
+    bus = make_bus("orders", retry=NO_RETRIES)
     shipped: list[str] = []
     handled_after = asyncio.Event()
 
@@ -98,7 +98,7 @@ async def test_sending_an_oversized_message_raises(make_bus):
 
 
 async def test_failing_subscriber_does_not_affect_other_subscribers(make_bus, bus_url):
-    bus = make_bus("billing")
+    bus = make_bus("billing", retry=NO_RETRIES)
     ok = asyncio.Event()
 
     @bus.event_subscriber(name="broken")

@@ -1,0 +1,108 @@
+"""Recoverability: immediate retries in process, then delayed retries held by the broker, then the
+error queue. A message is never dropped and never spun in a hot loop."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from busline.context import Context
+from busline.errors import Reject
+from busline.middleware import ConsumeNext, Middleware
+
+#: Header counting the delayed retries a message has had (0 when absent).
+HEADER_DELAYED_RETRIES = "busline-delayed-retries"
+#: Header carrying the failure that caused the latest delayed retry, for whoever inspects it.
+HEADER_LAST_ERROR = "busline-last-error"
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """How often and when a failed message is tried again.
+
+    Args:
+        immediate: Extra attempts made at once, in process, after a failure.
+        delays: Seconds to wait before each delayed round (each round again makes
+            ``immediate + 1`` attempts). ``RetryPolicy(immediate=0, delays=())`` never retries.
+        non_retryable: Exception types that go straight to the error queue, like
+            :class:`busline.Reject` and decode errors always do.
+    """
+
+    immediate: int = 3
+    delays: Sequence[float] = (1.0, 10.0, 60.0)
+    non_retryable: tuple[type[BaseException], ...] = field(default=())
+
+    def __post_init__(self) -> None:
+        if self.immediate < 0:
+            raise ValueError("immediate retries cannot be negative")
+        if any(delay <= 0 for delay in self.delays):
+            raise ValueError("every delay must be a positive number of seconds")
+        object.__setattr__(self, "delays", tuple(float(d) for d in self.delays))
+
+    @property
+    def window(self) -> float:
+        """Seconds from the first failure to the last delayed retry (a lower bound)."""
+        return float(sum(self.delays))
+
+    @property
+    def max_attempts(self) -> int:
+        """Handler invocations before a message is parked, if it always fails."""
+        return (self.immediate + 1) * (len(self.delays) + 1)
+
+    def retryable(self, error: BaseException) -> bool:
+        """Whether ``error`` is worth another attempt."""
+        return not isinstance(error, (Reject, *self.non_retryable))
+
+
+#: The policy that never retries.
+NO_RETRIES = RetryPolicy(immediate=0, delays=())
+
+
+class RetryLater(Exception):
+    """Raised to the dispatcher: settle by redelivering after ``delay`` seconds."""
+
+    def __init__(self, delay: float, round_number: int) -> None:
+        super().__init__(f"retry in {delay}s (delayed round {round_number})")
+        self.delay = delay
+        self.round_number = round_number
+
+
+class RetryMiddleware(Middleware):
+    """Runs the inner chain up to ``immediate + 1`` times, then asks for a delayed retry.
+
+    Each attempt starts clean: outgoing messages and per-message state of a failed attempt are
+    discarded, so only the successful attempt's effects leave.
+    """
+
+    def __init__(self, default: RetryPolicy) -> None:
+        self.default = default
+
+    async def on_consume(self, ctx: Context, call_next: ConsumeNext) -> None:
+        """Retry ``call_next`` according to the handler's (or the bus's) policy."""
+        policy: RetryPolicy = ctx.handler.options.get("retry") or self.default
+        attempts_left = policy.immediate
+        while True:
+            try:
+                await call_next(ctx)
+                return
+            except Exception as error:
+                if not policy.retryable(error):
+                    raise
+                if attempts_left > 0:
+                    attempts_left -= 1
+                    ctx.outgoing.clear()
+                    ctx.items.clear()
+                    ctx.attempt += 1
+                    continue
+                done = _delayed_rounds(ctx)
+                if done < len(policy.delays):
+                    raise RetryLater(policy.delays[done], done + 1) from error
+                raise
+
+
+def _delayed_rounds(ctx: Context) -> int:
+    value = ctx.envelope.headers.get(HEADER_DELAYED_RETRIES, 0)
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return 0
