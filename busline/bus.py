@@ -164,6 +164,11 @@ class Bus:
         prefetch: int | None,
         options: dict[str, Any],
     ) -> Any:
+        if prefetch is not None and prefetch < 1:
+            raise RegistrationError("prefetch must be at least 1")
+        retry = options.get("retry")
+        if retry is not None and not isinstance(retry, RetryPolicy):
+            raise RegistrationError(f"retry= takes a RetryPolicy, got {retry!r}")
         if callable(target) and kind_of(target) is None and not isinstance(target, type):
             self._register(kind, target, None, name, prefetch, options)
             return target
@@ -186,17 +191,11 @@ class Bus:
     ) -> None:
         if self._state != "new":
             raise RegistrationError("declare handlers before the bus starts")
-        if prefetch is not None and prefetch < 1:
-            raise RegistrationError("prefetch must be at least 1")
-        retry = options.get("retry")
-        if retry is not None and not isinstance(retry, RetryPolicy):
-            raise RegistrationError(f"retry= takes a RetryPolicy, got {retry!r}")
         message_type = (
             message_type_of(func, kind)
             if explicit is None
             else check_message_type(explicit, kind, func)
         )
-        wants_context(func)  # validates the signature even when the type was given
         handler_name = name or func.__name__
         queue = message_type.__wire_name__
         if kind is MessageKind.EVENT:
@@ -209,7 +208,7 @@ class Bus:
                 name=handler_name,
                 queue=queue,
                 prefetch=prefetch,
-                wants_context=wants_context(func),
+                wants_context=wants_context(func),  # also validates the signature
                 options=dict(options),
             )
         )
