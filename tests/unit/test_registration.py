@@ -95,7 +95,7 @@ def test_duplicate_subscriber_names_and_wire_names_are_refused():
 
     async def other(cmd: Impostor) -> None: ...
 
-    with pytest.raises(RegistrationError, match="wire name 'unit.Pay'"):
+    with pytest.raises(RegistrationError, match=r"wire name 'unit\.Pay'"):
         bus.command_handler(Impostor)(other)
 
 
