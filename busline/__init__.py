@@ -14,9 +14,12 @@ from busline.errors import (
     Reject,
     UnroutableError,
 )
+from busline.inbox import MemoryDeduplication
 from busline.messages import Command, Event, Message, MessageKind
 from busline.middleware import Middleware
 from busline.retries import NO_RETRIES, RetryPolicy
+from busline.stores import NestedTransactionError, NoStoreError, StoreError, StoreSettings
+from busline.transaction import Transaction
 
 __all__ = [
     "NO_RETRIES",
@@ -28,15 +31,21 @@ __all__ = [
     "Envelope",
     "Event",
     "FailureReason",
+    "MemoryDeduplication",
     "Message",
     "MessageKind",
     "MessageTooLargeError",
     "Middleware",
+    "NestedTransactionError",
+    "NoStoreError",
     "OutgoingMessage",
     "PublishError",
     "PublishTimeoutError",
     "RegistrationError",
     "Reject",
     "RetryPolicy",
+    "StoreError",
+    "StoreSettings",
+    "Transaction",
     "UnroutableError",
 ]

@@ -6,8 +6,9 @@ import asyncio
 import logging
 import signal
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
 from types import TracebackType
-from typing import Any, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
 
 from busline.clock import Clock, SystemClock
 from busline.codec import encode
@@ -17,6 +18,8 @@ from busline.envelope import Envelope, new_message_id
 from busline.errors import BusNotRunningError, MessageTooLargeError, RegistrationError
 from busline.messages import Message, MessageKind, kind_of
 from busline.middleware import Middleware, compose_consume, compose_publish
+from busline.middleware.store import StoreMiddleware
+from busline.outbox import Outbox
 from busline.registry import (
     HandlerFunc,
     HandlerSpec,
@@ -26,8 +29,16 @@ from busline.registry import (
     wants_context,
 )
 from busline.retries import RetryMiddleware, RetryPolicy
+from busline.stores import NoStoreError, StoreSettings
+from busline.transaction import Transaction, open_transaction
 from busline.transport import QueueType, Transport, TransportSettings, open_transport
 from busline.urls import mask_url
+
+if TYPE_CHECKING:
+    from opentelemetry.metrics import MeterProvider
+    from opentelemetry.trace import TracerProvider
+
+    from busline.tracing import Telemetry
 
 log = logging.getLogger("busline")
 
@@ -56,6 +67,21 @@ class Bus:
         middleware: Extra :class:`~busline.middleware.Middleware`, outermost first.
         clock: Time source for delays; tests pass :class:`busline.testing.VirtualClock`.
         transport_options: Transport-specific options (e.g. ``ssl_context`` for amqps).
+        store: Where the outbox and inbox live (docs/outbox.md): ``sqlite:///path.db`` or
+            ``postgresql://user:pass@host/db``. With a store, each message is handled in one
+            database transaction (``ctx.db``) with its inbox record and outgoing messages, and
+            ``bus.transaction()`` is available. ``None`` (default): no store.
+        store_settings: Leases, relay pacing and retention of the store
+            (:class:`~busline.stores.StoreSettings`).
+        tracing: OpenTelemetry spans and metrics (docs/tracing.md). ``None`` (default): on when
+            an SDK provider is installed globally or passed below, checked at start; off, it
+            costs nothing.
+        trace_commands_as: ``"child"`` (default): a command's process span continues the
+            sender's trace; ``"link"``: it starts a new trace linked to the send span.
+        trace_events_as: The same for events; ``"link"`` by default (a fact has many readers).
+            Handlers override both with ``trace_as=``.
+        tracer_provider: Use this OpenTelemetry tracer provider instead of the global one.
+        meter_provider: Use this OpenTelemetry meter provider instead of the global one.
     """
 
     def __init__(
@@ -73,6 +99,13 @@ class Bus:
         retry: RetryPolicy | None = None,
         clock: Clock | None = None,
         transport_options: Mapping[str, Any] | None = None,
+        store: str | None = None,
+        store_settings: StoreSettings | None = None,
+        tracing: bool | None = None,
+        trace_commands_as: Literal["child", "link"] = "child",
+        trace_events_as: Literal["child", "link"] = "link",
+        tracer_provider: TracerProvider | None = None,
+        meter_provider: MeterProvider | None = None,
     ) -> None:
         if not service or not service.strip():
             raise ValueError("service must be a non-empty name")
@@ -98,9 +131,28 @@ class Bus:
         )
         self.registry = Registry(service)
         self.transport: Transport | None = None
+        if store_settings is not None and store is None:
+            raise ValueError("store_settings= needs a store= URL")
+        #: The store, its outbox and relay when ``store=`` is given; ``None`` without a store.
+        self.outbox: Outbox | None = (
+            Outbox(self, store, store_settings or StoreSettings()) if store else None
+        )
         self._endpoints: list[Endpoint] = []
         self._publish_chain = compose_publish((), self._transport_dispatch)
         self._state = "new"
+        for mode in (trace_commands_as, trace_events_as):
+            if mode not in ("child", "link"):
+                raise ValueError(f"trace_*_as must be 'child' or 'link', got {mode!r}")
+        self.tracing = tracing
+        self.trace_commands_as: Literal["child", "link"] = trace_commands_as
+        self.trace_events_as: Literal["child", "link"] = trace_events_as
+        self.tracer_provider = tracer_provider
+        self.meter_provider = meter_provider
+        #: The bus's tracing and metrics once started, ``None`` when tracing is off.
+        self.telemetry: Telemetry | None = None
+        #: Called with every message :meth:`prepare` builds, before anything sends it (tracing
+        #: captures the context the message was created in: it may leave much later).
+        self.create_hooks: list[Callable[[OutgoingMessage], None]] = []
 
     def __repr__(self) -> str:
         return f"<Bus service={self.service!r} url={mask_url(self.url)!r} {self._state}>"
@@ -166,6 +218,9 @@ class Bus:
     ) -> Any:
         if prefetch is not None and prefetch < 1:
             raise RegistrationError("prefetch must be at least 1")
+        trace_as = options.get("trace_as")
+        if trace_as is not None and trace_as not in ("child", "link"):
+            raise RegistrationError(f"trace_as= takes 'child' or 'link', got {trace_as!r}")
         retry = options.get("retry")
         if retry is not None and not isinstance(retry, RetryPolicy):
             raise RegistrationError(f"retry= takes a RetryPolicy, got {retry!r}")
@@ -225,6 +280,8 @@ class Bus:
             await self.transport.start()
             stack = [*self._builtin_middleware(), *self.middleware]
             self._publish_chain = compose_publish(stack, self._transport_dispatch)
+            if self.outbox is not None:
+                await self.outbox.start()
             for spec in self.registry.specs:
                 chain = compose_consume(stack, _handler_call(spec))
                 endpoint = Endpoint(self, spec, chain, spec.prefetch or self.prefetch)
@@ -241,8 +298,22 @@ class Bus:
 
         The user's middleware goes inside these, closest to the handler.
         """
-        stack: list[Middleware] = [RetryMiddleware(self.retry)]
+        stack: list[Middleware] = [*self._tracing_middleware(), RetryMiddleware(self.retry)]
+        if self.outbox is not None:
+            stack.append(StoreMiddleware(self.outbox))
         return stack
+
+    def _tracing_middleware(self) -> list[Middleware]:
+        """The tracing middleware and creation hook when tracing is on; nothing when off."""
+        # Imported here: the OpenTelemetry API costs import time that an untraced bus never pays.
+        from busline.tracing import Telemetry, TracingMiddleware
+
+        self.telemetry = Telemetry.for_bus(self)
+        if self.telemetry is None:
+            return []
+        tracing = TracingMiddleware(self.telemetry)
+        self.create_hooks.append(tracing.capture_creation_context)
+        return [tracing]
 
     async def stop(self) -> None:
         """Stop consuming, finish and settle in-flight messages, then disconnect."""
@@ -258,6 +329,8 @@ class Bus:
             await asyncio.gather(*(ep.stop(self.shutdown_timeout) for ep in self._endpoints))
         finally:
             self._endpoints = []
+            if self.outbox is not None:
+                await self.outbox.stop()  # logs, never raises
             if self.transport is not None:
                 await self.transport.close()
             self._state = "stopped"
@@ -323,6 +396,23 @@ class Bus:
         await self._publish_chain(out)
         return out.envelope.message_id
 
+    def transaction(self) -> AbstractAsyncContextManager[Transaction]:
+        """Write data and send messages atomically, outside a handler (needs ``store=``)::
+
+            async with bus.transaction() as tx:
+                await tx.db.execute(...)  # aiosqlite or asyncpg connection, in the transaction
+                await tx.send(PlaceOrder(...), idempotency_key=...)
+
+        Messages are written to the outbox in the transaction and sent after it commits (by the
+        relay if the broker is unreachable); if the block raises, nothing is kept or sent.
+        """
+        if self.outbox is None:
+            raise NoStoreError(
+                f"bus.transaction() needs a store: Bus({self.service!r}, ..., "
+                f"store='sqlite:///app.db' or 'postgresql://...')"
+            )
+        return open_transaction(self, self.outbox)
+
     def prepare(
         self,
         message: Message,
@@ -369,7 +459,10 @@ class Bus:
             source=self.service,
             headers=dict(headers) if headers else {},
         )
-        return OutgoingMessage(kind, name, message, envelope)
+        out = OutgoingMessage(kind, name, message, envelope)
+        for hook in self.create_hooks:
+            hook(out)
+        return out
 
     async def dispatch_outgoing(self, outgoing: Sequence[OutgoingMessage]) -> None:
         """Send messages collected by a handler, concurrently; return once all are confirmed."""

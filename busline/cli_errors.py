@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 import sys
 from typing import TextIO
 
 from busline.errorqueue import ErrorQueue, ParkedMessage, open_error_queue
 
+HELP = "list, show, replay and purge the messages in the error queue"
 
-def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Add the ``errors`` command and its subcommands."""
-    errors = subparsers.add_parser("errors", help="inspect and replay the error queue")
+
+def add_arguments(errors: argparse.ArgumentParser) -> None:
+    """Add the ``errors`` options and subcommands to its parser."""
     errors.add_argument(
         "--url",
         default=os.environ.get("BUSLINE_URL"),
@@ -32,15 +34,22 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     replay.add_argument("message_ids", nargs="*", metavar="ID")
     replay.add_argument("--all", action="store_true", help="replay every parked message")
     actions.add_parser("purge", help="delete every parked message")
-    errors.set_defaults(run=run)
 
 
-async def run(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
+def run(args: argparse.Namespace) -> int:
     """Carry out one ``busline errors`` command; return the exit status."""
     if not args.url:
         print("busline errors: give --url or set BUSLINE_URL", file=sys.stderr)
         return 2
-    queue = await open_error_queue(args.url, args.error_queue)
+    return asyncio.run(_run(args, sys.stdout))
+
+
+async def _run(args: argparse.Namespace, out: TextIO) -> int:
+    try:
+        queue = await open_error_queue(args.url, args.error_queue)
+    except (ConnectionError, ValueError) as exc:
+        print(f"busline errors: {exc}", file=sys.stderr)
+        return 1
     try:
         return await _act(queue, args, out)
     finally:

@@ -10,10 +10,14 @@ from typing import TYPE_CHECKING, Any
 
 from busline.envelope import Envelope
 from busline.messages import Command, Event, Message, MessageKind
+from busline.stores.base import NoStoreError
 
 if TYPE_CHECKING:
     from busline.bus import Bus
     from busline.registry import HandlerSpec
+
+#: The ``ctx.items`` key under which the store middleware puts the open transaction's connection.
+DB_ITEM = "busline.db"
 
 
 @dataclass(slots=True)
@@ -105,6 +109,24 @@ class Context:
     def service(self) -> str:
         """The service handling the message."""
         return self._bus.service
+
+    @property
+    def db(self) -> Any:
+        """The connection of the transaction this message is handled in, when the bus has a
+        store: an ``aiosqlite.Connection`` (SQLite) or an ``asyncpg`` connection (PostgreSQL).
+
+        Write the handler's own data through it: it commits together with the inbox record and
+        the outgoing messages, or not at all. Don't commit or roll back through it.
+        """
+        db = self.items.get(DB_ITEM)
+        if db is None:
+            if self._bus.outbox is None:
+                raise NoStoreError(
+                    f"ctx.db needs a store: Bus({self._bus.service!r}, ..., "
+                    f"store='sqlite:///app.db' or 'postgresql://...')"
+                )
+            raise NoStoreError("ctx.db is only available while the handler runs")
+        return db
 
     async def send(
         self,

@@ -1,0 +1,170 @@
+"""The contract every store implements, and the plain records that cross it.
+
+A store keeps, in one database transaction, the application's own writes, the inbox record of the
+message being handled and the outbox rows of what the handler sends. Implementations:
+:mod:`busline.stores.sqlite` (aiosqlite) and :mod:`busline.stores.postgres` (asyncpg). Times are
+seconds since the epoch as given by the bus's clock, so a virtual clock drives leases and
+retention in tests.
+"""
+
+from __future__ import annotations
+
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from busline.envelope import Envelope
+from busline.errors import BuslineError
+from busline.messages import MessageKind
+
+
+class StoreError(BuslineError):
+    """The store could not be opened, migrated or used as asked."""
+
+
+class NoStoreError(StoreError, RuntimeError):
+    """A store feature (``ctx.db``, ``bus.transaction()``) was used on a bus without a store."""
+
+
+class NestedTransactionError(StoreError, RuntimeError):
+    """A busline transaction was opened inside another one (write through the outer one)."""
+
+
+@dataclass(frozen=True, slots=True)
+class StoreSettings:
+    """How the outbox, relay and inbox behave. The defaults suit production.
+
+    Args:
+        inbox_retention: Seconds an inbox record (a processed idempotency key) is kept. A
+            duplicate arriving later is processed again, so this must exceed the retry window.
+        outbox_retention: Seconds a dispatched outbox row is kept (for inspection) before the
+            relay deletes it.
+        dispatch_lease: Seconds the committing instance has to dispatch its rows itself before
+            the relay may take them over (after a crash, the relay waits this long).
+        relay_interval: Seconds the relay sleeps between polls when it found nothing to do.
+        relay_batch: Rows the relay dispatches per round.
+        relay_max_backoff: Longest wait, in seconds, before retrying a row that failed to send.
+        cleanup_interval: Seconds between two purges of expired inbox and outbox rows.
+        pool_size: Most connections a PostgreSQL store opens (handlers each hold one while
+            they run). SQLite uses a single connection.
+    """
+
+    inbox_retention: float = 7 * 24 * 3600.0
+    outbox_retention: float = 24 * 3600.0
+    dispatch_lease: float = 30.0
+    relay_interval: float = 1.0
+    relay_batch: int = 100
+    relay_max_backoff: float = 30.0
+    cleanup_interval: float = 60.0
+    pool_size: int = 10
+
+    def __post_init__(self) -> None:
+        for name in (
+            "inbox_retention",
+            "outbox_retention",
+            "dispatch_lease",
+            "relay_interval",
+            "relay_max_backoff",
+            "cleanup_interval",
+        ):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"StoreSettings.{name} must be positive")
+        if self.relay_batch < 1 or self.pool_size < 1:
+            raise ValueError("StoreSettings.relay_batch and pool_size must be at least 1")
+
+
+@dataclass(slots=True)
+class OutboxRow:
+    """One outgoing message as stored: where it goes, its full envelope, and its progress."""
+
+    id: int
+    tx_id: str
+    position: int
+    kind: MessageKind
+    destination: str
+    envelope: Envelope
+    attempts: int = 0
+
+
+@dataclass(slots=True)
+class Claim:
+    """Rows a relay may dispatch now, in order (transaction by transaction, by position).
+
+    The relay fills in :attr:`sent` and at most one :attr:`failure`; the store records both
+    when the claim ends. Rows neither sent nor failed become available again.
+    """
+
+    rows: list[OutboxRow]
+    sent: list[int] = field(default_factory=list)
+    #: ``(row id, error text, retry at)`` of the row that could not be sent.
+    failure: tuple[int, str, float] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxStats:
+    """What ``busline outbox`` reports."""
+
+    pending: int
+    oldest_pending_at: float | None
+    #: Pending rows that failed at least once.
+    failing: int
+    last_error: str | None
+    dispatched: int
+    inbox_keys: int
+    schema_version: int
+
+
+class StoreTransaction(Protocol):
+    """An open database transaction of a store."""
+
+    @property
+    def connection(self) -> Any:
+        """The driver connection in the transaction (what ``ctx.db`` and ``tx.db`` return)."""
+
+    async def claim_inbox(self, consumer: str, key: str, message_id: str, now: float) -> bool:
+        """Record ``key`` as processed by ``consumer``; ``False`` if it already was."""
+
+    async def add_outbox(self, rows: list[tuple[Any, ...]]) -> None:
+        """Insert outbox rows (values in :data:`busline.stores.schema.OUTBOX_COLUMNS` order)."""
+
+
+class Store(Protocol):
+    """Persistence of the outbox and the inbox, next to the application's own tables."""
+
+    #: ``"sqlite"`` or ``"postgresql"``.
+    dialect: str
+
+    async def open(self, migrate: bool = True) -> None:
+        """Connect and apply pending schema migrations (``migrate=False``: only connect, to
+        inspect an existing database without changing it)."""
+
+    async def close(self) -> None:
+        """Close every connection."""
+
+    def transaction(self) -> AbstractAsyncContextManager[StoreTransaction]:
+        """Open a transaction: commit when the block ends, roll back if it raises."""
+
+    async def settle(
+        self, tx_id: str, sent: int, now: float, error: str | None, retry_at: float
+    ) -> None:
+        """After a committed transaction's own dispatch: mark its first ``sent`` rows
+        dispatched; on ``error``, note it on the next row and leave the rest to the relay from
+        ``retry_at`` on."""
+
+    def claim(
+        self, source: str, now: float, limit: int, lease: float
+    ) -> AbstractAsyncContextManager[Claim]:
+        """Claim the pending rows of up to ``limit`` of ``source``'s transactions that are due,
+        so that no other relay dispatches them meanwhile; record what was sent (or failed) when
+        the block ends. ``source`` is the sending service: a relay sends only its service's
+        messages (another service sharing the database may use another broker)."""
+
+    async def purge(self, outbox_before: float, inbox_before: float, limit: int) -> int:
+        """Delete up to ``limit`` dispatched outbox rows and inbox records older than the given
+        times; return how many rows went."""
+
+    async def stats(self) -> OutboxStats:
+        """Backlog, failures and sizes."""
+
+    async def schema_version(self) -> int:
+        """The highest schema migration applied."""

@@ -1,0 +1,255 @@
+"""The SQLite store (aiosqlite): the embedded default, ``sqlite:///relative.db`` or
+``sqlite:////absolute/path.db``.
+
+SQLite has one writer at a time, so the store keeps one connection and runs its transactions one
+after another (``BEGIN IMMEDIATE``, which also serializes other processes on the same file). The
+database runs in WAL mode with ``synchronous=FULL``: a committed transaction survives a power
+cut, so a message is never sent for a transaction the database then forgets. Handlers of a bus
+with a SQLite store therefore write one at a time; use PostgreSQL for concurrent writers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sqlite3
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+import aiosqlite
+
+from busline.stores import sql
+from busline.stores.base import Claim, OutboxStats, StoreError, StoreSettings
+from busline.stores.rows import in_dispatch_order, row_from_record
+from busline.stores.schema import VERSION_TABLE_SQLITE, pending_migrations
+from busline.urls import mask_url
+
+
+def sqlite_path(url: str) -> str:
+    """The file path of a ``sqlite:///path`` URL (``sqlite:///:memory:`` for a private one)."""
+    parts = urlsplit(url)
+    path = parts.path[1:] if parts.path.startswith("/") else parts.path
+    if parts.netloc or not path:
+        raise StoreError(
+            f"bad SQLite URL {mask_url(url)!r}: use sqlite:///relative/path.db or "
+            f"sqlite:////absolute/path.db"
+        )
+    return path
+
+
+class SqliteTransaction:
+    """An open SQLite transaction; :attr:`connection` is the ``aiosqlite.Connection``."""
+
+    __slots__ = ("connection",)
+
+    def __init__(self, connection: aiosqlite.Connection) -> None:
+        self.connection = connection
+
+    async def claim_inbox(self, consumer: str, key: str, message_id: str, now: float) -> bool:
+        """Record ``key`` for ``consumer``; ``False`` when it was already recorded."""
+        async with self.connection.execute(
+            sql.INSERT_INBOX, (consumer, key, message_id, now)
+        ) as cursor:
+            return cursor.rowcount == 1
+
+    async def add_outbox(self, rows: list[tuple[Any, ...]]) -> None:
+        """Insert outbox rows."""
+        await self.connection.executemany(sql.INSERT_OUTBOX, rows)
+
+
+class SqliteStore:
+    """The :class:`~busline.stores.base.Store` for ``sqlite://`` URLs."""
+
+    dialect = "sqlite"
+
+    def __init__(self, url: str, settings: StoreSettings) -> None:
+        self.url = url
+        self.path = sqlite_path(url)
+        self._conn: aiosqlite.Connection | None = None
+        self._lock = asyncio.Lock()
+
+    def __repr__(self) -> str:
+        return f"<SqliteStore {mask_url(self.url)!r}>"
+
+    async def open(self, migrate: bool = True) -> None:
+        """Open the database file (created if missing), switch to WAL, migrate.
+
+        With ``migrate=False`` the file must exist and is left as it is.
+        """
+        if not migrate and not await asyncio.to_thread(os.path.exists, self.path):
+            raise StoreError(f"cannot open {mask_url(self.url)}: no such database file")
+        try:
+            if migrate:
+                conn = await aiosqlite.connect(self.path, isolation_level=None)
+            else:  # mode=rw: fail on a missing file instead of creating it
+                uri = f"file:{quote(self.path)}?mode=rw"
+                conn = await aiosqlite.connect(uri, uri=True, isolation_level=None)
+            await conn.execute("PRAGMA busy_timeout=10000")
+            if migrate:
+                await _enable_wal(conn)
+            await conn.execute("PRAGMA synchronous=FULL")
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open {mask_url(self.url)}: {exc}") from exc
+        self._conn = conn
+        if not migrate:
+            return
+        try:
+            await self._migrate()
+        except BaseException:
+            await self.close()
+            raise
+
+    async def close(self) -> None:
+        """Close the connection."""
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            await conn.close()
+
+    @asynccontextmanager
+    async def _write(self) -> AsyncIterator[aiosqlite.Connection]:
+        """A write transaction: waits its turn, commits at the end, rolls back on error."""
+        conn = self._conn
+        if conn is None:
+            raise StoreError(f"{self!r} is not open")
+        async with self._lock:
+            if conn.in_transaction:  # a cancelled rollback can leave one behind
+                await conn.rollback()
+            await conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+                await conn.commit()
+            except BaseException:
+                await conn.rollback()
+                raise
+
+    async def _migrate(self) -> None:
+        async with self._write() as conn:
+            await conn.execute(VERSION_TABLE_SQLITE)
+            applied = {row[0] for row in await conn.execute_fetchall(sql.APPLIED_VERSIONS)}
+            for migration in pending_migrations(applied):
+                for statement in migration.sqlite:
+                    await conn.execute(statement)
+                await conn.execute(
+                    sql.RECORD_VERSION, (migration.version, migration.description, time.time())
+                )
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[SqliteTransaction]:
+        """Open a transaction: commit when the block ends, roll back if it raises."""
+        async with self._write() as conn:
+            yield SqliteTransaction(conn)
+
+    async def settle(
+        self, tx_id: str, sent: int, now: float, error: str | None, retry_at: float
+    ) -> None:
+        """Record the outcome of a transaction's own dispatch."""
+        async with self._write() as conn:
+            if sent:
+                await conn.execute(sql.MARK_SENT, (now, tx_id, sent))
+            if error is not None:
+                await conn.execute(sql.NOTE_FAILURE_AT, (error, tx_id, sent))
+                await conn.execute(sql.RELEASE_TRANSACTION, (retry_at, tx_id))
+
+    @asynccontextmanager
+    async def claim(
+        self, source: str, now: float, limit: int, lease: float
+    ) -> AsyncIterator[Claim]:
+        """Lease due rows to this relay for ``lease`` seconds, then record the outcome.
+
+        The lease (not a lock) is what keeps a relay in another process off these rows, so it
+        must outlast sending them.
+        """
+        async with self._write() as conn:
+            heads = [
+                row[0]
+                for row in await conn.execute_fetchall(sql.SELECT_HEADS, (source, now, limit))
+            ]
+            records: list[Any] = []
+            if heads:
+                marks = ", ".join("?" for _ in heads)
+                records = list(
+                    await conn.execute_fetchall(f"{sql.SELECT_PENDING_OF}({marks})", heads)
+                )
+                ids = [record[0] for record in records]
+                await conn.execute(
+                    f"UPDATE busline_outbox SET available_at = ? WHERE id IN "
+                    f"({', '.join('?' for _ in ids)})",
+                    (now + lease, *ids),
+                )
+        claim = Claim(in_dispatch_order([row_from_record(r) for r in records]))
+        try:
+            yield claim
+        finally:
+            if claim.rows:
+                await self._record(claim, now)
+
+    async def _record(self, claim: Claim, now: float) -> None:
+        async with self._write() as conn:
+            if claim.sent:
+                marks = ", ".join("?" for _ in claim.sent)
+                await conn.execute(
+                    f"UPDATE busline_outbox SET dispatched_at = ? WHERE id IN ({marks})",
+                    (now, *claim.sent),
+                )
+            if claim.failure is not None:
+                row_id, error, retry_at = claim.failure
+                await conn.execute(sql.NOTE_FAILURE, (error, retry_at, row_id))
+            done = set(claim.sent)
+            if claim.failure is not None:
+                done.add(claim.failure[0])
+            rest = [row.id for row in claim.rows if row.id not in done]
+            if rest:
+                marks = ", ".join("?" for _ in rest)
+                await conn.execute(
+                    f"UPDATE busline_outbox SET available_at = ? WHERE id IN ({marks})",
+                    (now, *rest),
+                )
+
+    async def purge(self, outbox_before: float, inbox_before: float, limit: int) -> int:
+        """Delete expired dispatched rows and inbox records, at most ``limit`` of each."""
+        async with self._write() as conn:
+            async with conn.execute(sql.PURGE_OUTBOX, (outbox_before, limit)) as cursor:
+                removed = cursor.rowcount
+            async with conn.execute(sql.PURGE_INBOX, (inbox_before, limit)) as cursor:
+                removed += cursor.rowcount
+        return removed
+
+    async def stats(self) -> OutboxStats:
+        """Backlog, failures and sizes, as committed."""
+        async with self._write() as conn:
+            [(pending, oldest, failing)] = await conn.execute_fetchall(sql.STATS_PENDING)
+            errors = await conn.execute_fetchall(sql.STATS_LAST_ERROR)
+            [(dispatched,)] = await conn.execute_fetchall(sql.STATS_DISPATCHED)
+            [(inbox,)] = await conn.execute_fetchall(sql.STATS_INBOX)
+            [(version,)] = await conn.execute_fetchall(sql.SCHEMA_VERSION)
+        return OutboxStats(
+            pending=pending,
+            oldest_pending_at=oldest,
+            failing=failing,
+            last_error=next(iter(errors))[0] if errors else None,
+            dispatched=dispatched,
+            inbox_keys=inbox,
+            schema_version=version,
+        )
+
+    async def schema_version(self) -> int:
+        """The highest migration applied."""
+        async with self._write() as conn:
+            [(version,)] = await conn.execute_fetchall(sql.SCHEMA_VERSION)
+        return int(version)
+
+
+async def _enable_wal(conn: aiosqlite.Connection, attempts: int = 100) -> None:
+    """Switch to WAL. The switch needs the file to itself and, unlike transactions, does not wait
+    for other connections (another process creating the same database), so retry briefly."""
+    for attempt in range(attempts):
+        try:
+            await conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or attempt == attempts - 1:
+                raise
+            await asyncio.sleep(0.05)

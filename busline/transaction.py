@@ -1,0 +1,101 @@
+"""``bus.transaction()``: the outbox outside a handler.
+
+An HTTP endpoint (or any code that is not a handler) writes its data and sends messages
+atomically::
+
+    async with bus.transaction() as tx:
+        await tx.db.execute("INSERT INTO orders (id) VALUES (?)", (order_id,))
+        await tx.send(PlaceOrder(order_id=order_id))
+
+The messages are written to the outbox in the same database transaction and sent once it
+commits; if the block raises, nothing is written and nothing is sent. While the broker is
+unreachable the block still commits and the relay sends the messages when it is back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, Any
+
+from busline.context import OutgoingMessage
+from busline.messages import Command, Event, Message, MessageKind
+from busline.stores import StoreError
+
+if TYPE_CHECKING:
+    from busline.bus import Bus
+    from busline.outbox import Outbox
+
+
+class Transaction:
+    """An open store transaction with an outbox, as yielded by ``bus.transaction()``."""
+
+    __slots__ = ("_bus", "_db", "_open", "_outgoing")
+
+    def __init__(self, bus: Bus, db: Any, outgoing: list[OutgoingMessage]) -> None:
+        self._bus = bus
+        self._db = db
+        self._outgoing = outgoing
+        self._open = True
+
+    @property
+    def db(self) -> Any:
+        """The transaction's connection: an ``aiosqlite.Connection`` for SQLite, an ``asyncpg``
+        connection for PostgreSQL. Don't commit or roll back through it; leave the block."""
+        self._check_open()
+        return self._db
+
+    async def send(
+        self,
+        command: Command,
+        *,
+        correlation_id: str | None = None,
+        idempotency_key: str | None = None,
+        headers: Mapping[str, Any] | None = None,
+    ) -> str:
+        """Send a command once the transaction commits; return its message id."""
+        return self._add(command, MessageKind.COMMAND, correlation_id, idempotency_key, headers)
+
+    async def publish(
+        self,
+        event: Event,
+        *,
+        correlation_id: str | None = None,
+        idempotency_key: str | None = None,
+        headers: Mapping[str, Any] | None = None,
+    ) -> str:
+        """Publish an event once the transaction commits; return its message id."""
+        return self._add(event, MessageKind.EVENT, correlation_id, idempotency_key, headers)
+
+    def _add(
+        self,
+        message: Message,
+        kind: MessageKind,
+        correlation_id: str | None,
+        idempotency_key: str | None,
+        headers: Mapping[str, Any] | None,
+    ) -> str:
+        self._check_open()
+        out = self._bus.prepare(message, kind, None, correlation_id, idempotency_key, headers)
+        self._outgoing.append(out)
+        return out.envelope.message_id
+
+    def _check_open(self) -> None:
+        if not self._open:
+            raise StoreError("this transaction is over: use tx only inside its 'async with'")
+
+    def __repr__(self) -> str:
+        state = "open" if self._open else "closed"
+        return f"<Transaction {state}, {len(self._outgoing)} outgoing>"
+
+
+@asynccontextmanager
+async def open_transaction(bus: Bus, outbox: Outbox) -> AsyncIterator[Transaction]:
+    """The implementation of ``bus.transaction()``."""
+    outgoing: list[OutgoingMessage] = []
+    async with outbox.session(outgoing) as store_tx:
+        tx = Transaction(bus, store_tx.connection, outgoing)
+        try:
+            yield tx
+        finally:
+            tx._open = False
