@@ -174,6 +174,9 @@ class Endpoint:
         detail: str = "",
         ctx: Context | None = None,
     ) -> None:
+        telemetry = self._bus.telemetry
+        if telemetry is not None:
+            telemetry.record_dead_letter(self.spec, delivery.envelope, reason, error, ctx)
         headers = self.error_headers(delivery, reason, error, detail)
         if ctx is not None:
             headers[HEADER_ERROR_ATTEMPTS] = ctx.attempt

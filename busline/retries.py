@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from busline.context import Context
 from busline.errors import Reject
 from busline.middleware import ConsumeNext, Middleware
+from busline.tracing.scope import record_retry
 
 #: Header counting the delayed retries a message has had (0 when absent).
 HEADER_DELAYED_RETRIES = "busline-delayed-retries"
@@ -90,6 +91,7 @@ class RetryMiddleware(Middleware):
                     raise
                 if attempts_left > 0:
                     attempts_left -= 1
+                    record_retry(ctx, error)
                     ctx.outgoing.clear()
                     ctx.items.clear()
                     ctx.attempt += 1
