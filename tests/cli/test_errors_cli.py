@@ -51,7 +51,9 @@ async def test_list_show_replay_purge(amqp_url):
 
         await eventually(three_parked, timeout=30, what="three parked messages listed")
 
-        only_lookup = await busline_cli("errors", "list", "--exception", "LookupError", url=amqp_url)
+        only_lookup = await busline_cli(
+            "errors", "list", "--exception", "LookupError", url=amqp_url
+        )
         assert only_lookup.returncode == 0
         lines = only_lookup.stdout.splitlines()
         assert sorted(line.split()[0] for line in lines[:-1]) == sorted(ids)
