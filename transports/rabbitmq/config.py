@@ -1,0 +1,114 @@
+"""What a connection needs, parsed once from the URL and the transport options: the masked
+URL for messages, TLS, heartbeat, timeouts and reconnect backoff."""
+
+from __future__ import annotations
+
+import random
+import ssl
+from collections.abc import Mapping
+from typing import Any
+
+from yarl import URL
+
+from busline.urls import mask_url
+
+DEFAULT_HEARTBEAT = 30
+DEFAULT_CONNECT_TIMEOUT = 10.0
+DEFAULT_RECONNECT_DELAY = 0.25
+DEFAULT_RECONNECT_MAX_DELAY = 5.0
+
+
+class ConnectionConfig:
+    """Everything needed to open a connection, parsed once from the URL and options.
+
+    Options (``Bus(transport_options=...)``): ``ssl_context`` (an :class:`ssl.SSLContext` for
+    ``amqps://``, replacing the one built from the URL), ``heartbeat`` (seconds, default 30),
+    ``connect_timeout`` (seconds per attempt, default 10), ``connection_name`` (shown in the
+    management UI), ``reconnect_delay`` / ``reconnect_max_delay`` (backoff bounds, seconds).
+
+    For ``amqps://`` without an ``ssl_context`` option, a verifying default context is built;
+    the query parameters ``cafile``, ``capath``, ``certfile``, ``keyfile`` and
+    ``no_verify_ssl=1`` adjust it, as with aiormq.
+    """
+
+    __slots__ = (
+        "connect_timeout",
+        "connection_name",
+        "heartbeat",
+        "masked",
+        "reconnect_delay",
+        "reconnect_max_delay",
+        "secrets",
+        "ssl_context",
+        "tls",
+        "url",
+    )
+
+    masked: str
+    secrets: tuple[str, ...]
+    tls: bool
+    heartbeat: int
+    connect_timeout: float
+    connection_name: str
+    reconnect_delay: float
+    reconnect_max_delay: float
+    url: URL
+    ssl_context: ssl.SSLContext | None
+
+    def __init__(self, url: str, service: str, options: Mapping[str, Any]) -> None:
+        parsed = URL(url)
+        scheme = parsed.scheme.lower()
+        if scheme not in ("amqp", "amqps"):
+            raise ValueError(f"not an AMQP URL: {mask_url(url)!r}")
+        #: Safe to log: the URL with its password masked.
+        self.masked = mask_url(url)
+        #: The password (decoded and as written), kept only to scrub it from other libraries'
+        #: error messages. Very short ones are not scrubbed: they would mangle every message.
+        found = {p for p in (parsed.password, parsed.raw_password) if p and len(p) >= 3}
+        self.secrets = tuple(sorted(found, key=len, reverse=True))
+        self.tls = scheme == "amqps"
+        heartbeat = options.get("heartbeat", parsed.query.get("heartbeat", DEFAULT_HEARTBEAT))
+        self.heartbeat = int(heartbeat)
+        self.connect_timeout = float(options.get("connect_timeout", DEFAULT_CONNECT_TIMEOUT))
+        self.connection_name = str(options.get("connection_name", f"busline {service}"))
+        self.reconnect_delay = float(options.get("reconnect_delay", DEFAULT_RECONNECT_DELAY))
+        self.reconnect_max_delay = float(
+            options.get("reconnect_max_delay", DEFAULT_RECONNECT_MAX_DELAY)
+        )
+        # aiormq reads the heartbeat from the query string; everything else it would read there
+        # (TLS files) is handled here so that one place decides what the TLS context is.
+        self.url = parsed.update_query(heartbeat=str(self.heartbeat))
+        self.ssl_context = None
+        if self.tls:
+            given = options.get("ssl_context")
+            if given is not None and not isinstance(given, ssl.SSLContext):
+                raise TypeError("transport option 'ssl_context' must be an ssl.SSLContext")
+            self.ssl_context = given or _context_from_query(parsed)
+
+    def __repr__(self) -> str:
+        return f"<ConnectionConfig {self.masked!r}>"
+
+    def scrub(self, text: str) -> str:
+        """Remove the password from ``text`` (error messages of libraries may quote the URL)."""
+        for secret in self.secrets:
+            text = text.replace(secret, "***")
+        return text
+
+    def backoff(self, attempt: int) -> float:
+        """Seconds to wait before reconnect attempt ``attempt`` (0-based): exponential, capped,
+        jittered so that many clients do not reconnect in lockstep after a broker restart."""
+        ceiling = min(self.reconnect_max_delay, self.reconnect_delay * (2.0 ** min(attempt, 16)))
+        return ceiling / 2 + random.uniform(0, ceiling / 2)
+
+
+def _context_from_query(url: URL) -> ssl.SSLContext:
+    query = url.query
+    context = ssl.create_default_context(
+        ssl.Purpose.SERVER_AUTH, cafile=query.get("cafile"), capath=query.get("capath")
+    )
+    if query.get("certfile"):
+        context.load_cert_chain(query["certfile"], query.get("keyfile"))
+    if query.get("no_verify_ssl", "0") not in ("0", "", "false"):
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    return context

@@ -1,0 +1,225 @@
+"""One AMQP connection that keeps itself alive: connect, notice loss, reconnect with backoff.
+
+The rest of the transport never holds on to a connection: it asks :class:`ConnectionManager`
+for the current one (waiting for it within a deadline), and is told through two hooks when a
+connection is ready (to open channels, declare topology, resume consumers) and when it was lost
+(so everything tied to the old one is dropped at once).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+from collections.abc import Awaitable, Callable
+
+import aiormq
+from aiormq.abc import AbstractConnection
+
+from busline.errors import BuslineError
+from transports.rabbitmq.config import ConnectionConfig
+from transports.rabbitmq.sockets import CoalescingTransportFactory
+
+log = logging.getLogger("busline.rabbitmq")
+
+ConnectedHook = Callable[[AbstractConnection], Awaitable[None]]
+LostHook = Callable[[], None]
+
+
+class TransportClosedError(ConnectionError):
+    """The transport was closed: no connection will come any more."""
+
+
+def _is_permanent(exc: BaseException) -> bool:
+    """Errors that retrying will not fix: wrong credentials, missing vhost, bad TLS setup, a
+    declaration the broker refuses (busline's own errors, e.g. a queue of another type)."""
+    return isinstance(
+        exc,
+        (
+            BuslineError,
+            aiormq.AuthenticationError,
+            aiormq.ProbableAuthenticationError,
+            aiormq.ConnectionNotAllowed,
+            ssl.SSLCertVerificationError,
+        ),
+    )
+
+
+class ConnectionManager:
+    """Owns the connection and the loop that re-establishes it until :meth:`close`."""
+
+    def __init__(self, config: ConnectionConfig, on_connected: ConnectedHook, on_lost: LostHook):
+        self.config = config
+        self._on_connected = on_connected
+        self._on_lost = on_lost
+        self._connection: AbstractConnection | None = None
+        self._pending: AbstractConnection | None = None
+        # Set whenever a connection becomes usable, or the manager closed (waiters recheck).
+        self._changed = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._closed = False
+        self._ever_connected = False
+        self._fatal: BaseException | None = None
+        self.last_error: BaseException | None = None
+
+    @property
+    def state(self) -> str:
+        """``connected``, ``connecting`` or ``closed`` (for reprs and diagnostics)."""
+        if self._closed:
+            return "closed"
+        return "connected" if self.current is not None else "connecting"
+
+    @property
+    def current(self) -> AbstractConnection | None:
+        """The usable connection, or ``None`` while (re)connecting."""
+        connection = self._connection
+        if connection is None or connection.is_closed:
+            return None
+        return connection
+
+    async def start(self, within: float) -> None:
+        """Start the connect loop; return once connected, else raise :class:`ConnectionError`
+        (after ``within`` seconds, or at once for a permanent error such as bad credentials)."""
+        self._task = asyncio.create_task(self._run(), name=f"busline:amqp:{self.config.masked}")
+        waiter = asyncio.ensure_future(self._changed.wait())
+        try:
+            await asyncio.wait(
+                {waiter, self._task}, timeout=within, return_when=asyncio.FIRST_COMPLETED
+            )
+        finally:
+            waiter.cancel()
+        if self.current is not None:
+            return
+        reason = self._fatal or self.last_error
+        await self.close()
+        detail = self.config.scrub(_describe(reason)) if reason else "no answer"
+        raise ConnectionError(
+            f"could not connect to RabbitMQ at {self.config.masked}"
+            + ("" if self._fatal else f" within {within:g}s")
+            + f": {detail}"
+        ) from None
+
+    async def get(self, deadline: float) -> AbstractConnection:
+        """The current connection, waiting for a reconnect until ``deadline`` (loop time).
+
+        Raises :class:`TimeoutError` at the deadline and :class:`TransportClosedError` once
+        closed.
+        """
+        loop = asyncio.get_running_loop()
+        while True:
+            if self._closed:
+                raise TransportClosedError(
+                    f"the RabbitMQ transport for {self.config.masked} is closed"
+                )
+            connection = self.current
+            if connection is not None:
+                return connection
+            self._changed.clear()
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                raise TimeoutError
+            async with asyncio.timeout(remaining):
+                await self._changed.wait()
+
+    async def close(self) -> None:
+        """Stop reconnecting and close the connection."""
+        self._closed = True
+        self._changed.set()
+        task, self._task = self._task, None
+        if task is not None and task is not asyncio.current_task():
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        for connection in (self._connection, self._pending):
+            if connection is not None and not connection.is_closed:
+                try:
+                    await asyncio.wait_for(connection.close(), self.config.connect_timeout)
+                except Exception as exc:
+                    log.debug("closing %s: %s", self.config.masked, self.config.scrub(repr(exc)))
+        self._connection = self._pending = None
+
+    async def _run(self) -> None:
+        attempt = 0
+        while not self._closed:
+            try:
+                connection = await self._open()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self.last_error = exc
+                if not self._ever_connected and _is_permanent(exc):
+                    self._fatal = exc
+                    return
+                delay = self.config.backoff(attempt)
+                attempt += 1
+                log.warning(
+                    "RabbitMQ at %s unreachable (%s); retrying in %.2fs",
+                    self.config.masked,
+                    self.config.scrub(_describe(exc)),
+                    delay,
+                )
+                await asyncio.sleep(delay)
+                continue
+            attempt = 0
+            if self._ever_connected:
+                log.warning("reconnected to RabbitMQ at %s", self.config.masked)
+            else:
+                log.info("connected to RabbitMQ at %s", self.config.masked)
+            self._ever_connected = True
+            self._connection = connection
+            self._changed.set()
+            reason = await _wait_closed(connection)
+            self._connection = None
+            self._on_lost()
+            if self._closed:
+                return
+            log.warning(
+                "lost the connection to RabbitMQ at %s (%s); reconnecting",
+                self.config.masked,
+                self.config.scrub(_describe(reason)) if reason else "closed",
+            )
+
+    async def _open(self) -> AbstractConnection:
+        config = self.config
+        connection = aiormq.Connection(
+            config.url,
+            context=config.ssl_context,
+            transport_factory=CoalescingTransportFactory(config.tls),
+            client_properties={"connection_name": config.connection_name},
+        )
+        self._pending = connection
+        try:
+            async with asyncio.timeout(config.connect_timeout):
+                await connection.connect()
+            # Channels, topology and consumers come back before anyone sees the connection, so
+            # a send after a reconnect never races a half-restored topology.
+            async with asyncio.timeout(config.connect_timeout * 3):
+                await self._on_connected(connection)
+        except BaseException:
+            self._on_lost()
+            if not connection.is_closed:
+                try:
+                    await asyncio.wait_for(asyncio.shield(connection.close()), 2)
+                except BaseException as exc:  # best effort: we are failing anyway
+                    log.debug("closing a failed connection: %r", exc)
+            raise
+        finally:
+            self._pending = None
+        return connection
+
+
+async def _wait_closed(connection: AbstractConnection) -> BaseException | None:
+    """Wait until ``connection`` closes; return why (``None`` for a clean close)."""
+    closing = connection.closing
+    # asyncio.wait instead of awaiting the future: aiormq fails it with CancelledError on a
+    # normal close, which must not look like this task being cancelled.
+    await asyncio.wait({closing})
+    if closing.cancelled():
+        return None
+    return closing.exception()
+
+
+def _describe(exc: BaseException | None) -> str:
+    if exc is None:
+        return ""
+    text = str(exc) or repr(exc)
+    return f"{type(exc).__name__}: {text}"
