@@ -30,6 +30,7 @@ from busline.middleware import ConsumeNext
 from busline.registry import HandlerSpec
 from busline.retries import HEADER_DELAYED_RETRIES, HEADER_LAST_ERROR, RetryLater
 from busline.transport import ConsumerSpec, Delivery, Subscription, Transport
+from busline.workqueue import WorkQueue
 
 if TYPE_CHECKING:
     from busline.bus import Bus
@@ -48,7 +49,7 @@ class Endpoint:
         self.spec = spec
         self._chain = chain
         self.prefetch = prefetch
-        self._inbox: asyncio.Queue[Delivery | None] = asyncio.Queue()
+        self._inbox: WorkQueue[Delivery | None] = WorkQueue()
         self._workers: list[asyncio.Task[None]] = []
         self._subscription: Subscription | None = None
 
@@ -60,7 +61,7 @@ class Endpoint:
         ]
         bindings = (self.spec.wire_name,) if self.spec.queue != self.spec.wire_name else ()
         consumer = ConsumerSpec(queue=self.spec.queue, bindings=bindings, prefetch=self.prefetch)
-        self._subscription = await transport.subscribe(consumer, self._inbox.put_nowait)
+        self._subscription = await transport.subscribe(consumer, self._inbox.put)
 
     async def stop(self, grace_period: float) -> None:
         """Stop receiving, finish and settle every message already received, stop the workers."""
@@ -69,7 +70,7 @@ class Endpoint:
             self._subscription = None
         # Workers read in order, so each sentinel comes after every delivery already queued.
         for _ in self._workers:
-            self._inbox.put_nowait(None)
+            self._inbox.put(None)
         if self._workers:
             _, pending = await asyncio.wait(self._workers, timeout=grace_period)
             for task in pending:

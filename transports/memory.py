@@ -43,6 +43,12 @@ class MemoryQueue:
         """Deliver ready messages to consumers with room, round-robin."""
         consumers = self.consumers
         ready = self.ready
+        if len(consumers) == 1:  # the common case, without the round-robin bookkeeping
+            only = consumers[0]
+            while ready and only.has_room():
+                envelope, redelivered = ready.popleft()
+                only.deliver(envelope, redelivered)
+            return
         while ready and consumers:
             count = len(consumers)
             for offset in range(count):
