@@ -8,26 +8,20 @@ import signal
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Literal
 
 from busline.clock import Clock, SystemClock
-from busline.codec import encode
 from busline.context import OutgoingMessage
+from busline.declarations import HandlerDeclarations
 from busline.dispatch import Endpoint
-from busline.envelope import Envelope, new_message_id
-from busline.errors import BusNotRunningError, MessageTooLargeError, RegistrationError
-from busline.messages import Message, MessageKind, kind_of
+from busline.envelope import Envelope
+from busline.errors import BusNotRunningError
+from busline.messages import Message, MessageKind
 from busline.middleware import Middleware, compose_consume, compose_publish
 from busline.middleware.store import StoreMiddleware
 from busline.outbox import Outbox
-from busline.registry import (
-    HandlerFunc,
-    HandlerSpec,
-    Registry,
-    check_message_type,
-    message_type_of,
-    wants_context,
-)
+from busline.outgoing import build_outgoing, check_kind
+from busline.registry import Registry, handler_call
 from busline.retries import RetryMiddleware, RetryPolicy
 from busline.stores import NoStoreError, StoreSettings
 from busline.transaction import Transaction, open_transaction
@@ -42,13 +36,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("busline")
 
-F = TypeVar("F", bound=HandlerFunc)
-
 DEFAULT_PREFETCH = 32
 DEFAULT_MAX_MESSAGE_SIZE = 1024 * 1024
 
 
-class Bus:
+class Bus(HandlerDeclarations):
     """A service's connection to the message bus.
 
     Args:
@@ -157,117 +149,6 @@ class Bus:
     def __repr__(self) -> str:
         return f"<Bus service={self.service!r} url={mask_url(self.url)!r} {self._state}>"
 
-    # -- declaring handlers ------------------------------------------------------------------
-
-    @overload
-    def command_handler(self, target: F, /) -> F: ...
-    @overload
-    def command_handler(
-        self, target: type[Message] | None = None, /, *, prefetch: int | None = None, **options: Any
-    ) -> Callable[[F], F]: ...
-    def command_handler(
-        self,
-        target: Any = None,
-        /,
-        *,
-        prefetch: int | None = None,
-        **options: Any,
-    ) -> Any:
-        """Declare the handler of a command type (exactly one per service).
-
-        Use bare (``@bus.command_handler``, type from the first parameter's annotation) or
-        with the type and options (``@bus.command_handler(PlaceOrder, prefetch=8)``).
-        """
-        return self._declare(MessageKind.COMMAND, target, None, prefetch, options)
-
-    @overload
-    def event_subscriber(self, target: F, /) -> F: ...
-    @overload
-    def event_subscriber(
-        self,
-        target: type[Message] | None = None,
-        /,
-        *,
-        name: str | None = None,
-        prefetch: int | None = None,
-        **options: Any,
-    ) -> Callable[[F], F]: ...
-    def event_subscriber(
-        self,
-        target: Any = None,
-        /,
-        *,
-        name: str | None = None,
-        prefetch: int | None = None,
-        **options: Any,
-    ) -> Any:
-        """Subscribe to an event type; each subscriber gets its own copy in its own queue.
-
-        The queue is ``{service}.{name}``, where ``name`` defaults to the function's name;
-        instances of one service share (compete on) it.
-        """
-        return self._declare(MessageKind.EVENT, target, name, prefetch, options)
-
-    def _declare(
-        self,
-        kind: MessageKind,
-        target: Any,
-        name: str | None,
-        prefetch: int | None,
-        options: dict[str, Any],
-    ) -> Any:
-        if prefetch is not None and prefetch < 1:
-            raise RegistrationError("prefetch must be at least 1")
-        trace_as = options.get("trace_as")
-        if trace_as is not None and trace_as not in ("child", "link"):
-            raise RegistrationError(f"trace_as= takes 'child' or 'link', got {trace_as!r}")
-        retry = options.get("retry")
-        if retry is not None and not isinstance(retry, RetryPolicy):
-            raise RegistrationError(f"retry= takes a RetryPolicy, got {retry!r}")
-        if callable(target) and kind_of(target) is None and not isinstance(target, type):
-            self._register(kind, target, None, name, prefetch, options)
-            return target
-        explicit = target
-
-        def decorator(func: F) -> F:
-            self._register(kind, func, explicit, name, prefetch, options)
-            return func
-
-        return decorator
-
-    def _register(
-        self,
-        kind: MessageKind,
-        func: HandlerFunc,
-        explicit: Any,
-        name: str | None,
-        prefetch: int | None,
-        options: dict[str, Any],
-    ) -> None:
-        if self._state != "new":
-            raise RegistrationError("declare handlers before the bus starts")
-        message_type = (
-            message_type_of(func, kind)
-            if explicit is None
-            else check_message_type(explicit, kind, func)
-        )
-        handler_name = name or func.__name__
-        queue = message_type.__wire_name__
-        if kind is MessageKind.EVENT:
-            queue = f"{self.service}.{handler_name}"
-        self.registry.add(
-            HandlerSpec(
-                kind=kind,
-                message_type=message_type,
-                func=func,
-                name=handler_name,
-                queue=queue,
-                prefetch=prefetch,
-                wants_context=wants_context(func),  # also validates the signature
-                options=dict(options),
-            )
-        )
-
     # -- lifecycle -----------------------------------------------------------------------------
 
     async def start(self) -> None:
@@ -283,7 +164,7 @@ class Bus:
             if self.outbox is not None:
                 await self.outbox.start()
             for spec in self.registry.specs:
-                chain = compose_consume(stack, _handler_call(spec))
+                chain = compose_consume(stack, handler_call(spec))
                 endpoint = Endpoint(self, spec, chain, spec.prefetch or self.prefetch)
                 await endpoint.start(self.transport)
                 self._endpoints.append(endpoint)
@@ -423,43 +304,23 @@ class Bus:
         headers: Mapping[str, Any] | None,
     ) -> OutgoingMessage:
         """Check ``message`` is of ``kind`` and build its envelope, inheriting from ``parent``."""
-        actual = kind_of(type(message))
-        if actual is not kind:
-            raise TypeError(_wrong_method(message, kind, actual))
+        check_kind(message, kind)
         if self._state not in ("running", "starting", "stopping"):
             raise BusNotRunningError(
                 f"bus {self.service!r} is {self._state}: use 'async with bus:' or await "
                 f"bus.start() before sending"
             )
-        body = encode(message)
-        if len(body) > self.max_message_size:
-            raise MessageTooLargeError(
-                f"{type(message).__name__} encodes to {len(body)} bytes, over max_message_size "
-                f"of {self.max_message_size}"
-            )
-        message_id = new_message_id()
-        if parent is None:
-            correlation = correlation_id or message_id
-            conversation = message_id
-            causation = None
-        else:
-            correlation = correlation_id or parent.correlation_id
-            conversation = parent.conversation_id
-            causation = parent.message_id
-        name = type(message).__wire_name__
-        envelope = Envelope(
-            message_id=message_id,
-            message_type=name,
-            body=body,
-            correlation_id=correlation,
-            conversation_id=conversation,
-            causation_id=causation,
-            idempotency_key=idempotency_key,
-            timestamp=self.clock.now(),
-            source=self.service,
-            headers=dict(headers) if headers else {},
+        out = build_outgoing(
+            message,
+            kind,
+            parent,
+            correlation_id,
+            idempotency_key,
+            headers,
+            service=self.service,
+            now=self.clock.now(),
+            max_size=self.max_message_size,
         )
-        out = OutgoingMessage(kind, name, message, envelope)
         for hook in self.create_hooks:
             hook(out)
         return out
@@ -484,28 +345,3 @@ class Bus:
             await transport.send(out.destination, out.envelope)
         else:
             await transport.publish(out.destination, out.envelope)
-
-
-def _handler_call(spec: HandlerSpec) -> Callable[[Any], Any]:
-    func = spec.func
-    if spec.wants_context:
-
-        async def call_with_context(ctx: Any) -> None:
-            await func(ctx.message, ctx)
-
-        return call_with_context
-
-    async def call(ctx: Any) -> None:
-        await func(ctx.message)
-
-    return call
-
-
-def _wrong_method(message: Any, wanted: MessageKind, actual: MessageKind | None) -> str:
-    name = type(message).__name__
-    if actual is MessageKind.EVENT:
-        return f"{name} is an event: publish it with publish(), not send()"
-    if actual is MessageKind.COMMAND:
-        return f"{name} is a command: send it with send(), not publish()"
-    method = "send" if wanted is MessageKind.COMMAND else "publish"
-    return f"{method}() takes a {wanted.value} (a busline Command/Event instance), got {name}"

@@ -149,7 +149,7 @@ class ErrorQueue(Protocol):
 
 
 _ADMINS: dict[str, str] = {
-    "memory": "transports.memory:MemoryErrorQueue",
+    "memory": "transports.memory_errors:MemoryErrorQueue",
     "amqp": "transports.rabbitmq.error_admin:RabbitMQErrorQueue",
     "amqps": "transports.rabbitmq.error_admin:RabbitMQErrorQueue",
 }

@@ -150,3 +150,19 @@ def _base(kind: MessageKind) -> str:
 
 def _decorator(kind: MessageKind) -> str:
     return "command_handler" if kind is MessageKind.COMMAND else "event_subscriber"
+
+
+def handler_call(spec: HandlerSpec) -> Callable[[Any], Awaitable[None]]:
+    """The innermost layer of the consume chain: call the handler with what it asks for."""
+    func = spec.func
+    if spec.wants_context:
+
+        async def call_with_context(ctx: Any) -> None:
+            await func(ctx.message, ctx)
+
+        return call_with_context
+
+    async def call(ctx: Any) -> None:
+        await func(ctx.message)
+
+    return call

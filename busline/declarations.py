@@ -1,0 +1,142 @@
+"""Declaring handlers: the ``@bus.command_handler`` and ``@bus.event_subscriber`` decorators.
+
+Kept apart from :mod:`busline.bus` so the bus module stays about running, this one about the
+rules a declaration must follow (checked when it is made, not when a message arrives).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar, overload
+
+from busline.errors import RegistrationError
+from busline.messages import Message, MessageKind, kind_of
+from busline.registry import (
+    HandlerFunc,
+    HandlerSpec,
+    Registry,
+    check_message_type,
+    message_type_of,
+    wants_context,
+)
+from busline.retries import RetryPolicy
+
+F = TypeVar("F", bound=HandlerFunc)
+
+
+class HandlerDeclarations:
+    """The decorators of :class:`~busline.Bus`; a bus provides ``service``, ``registry`` and
+    ``_state``."""
+
+    service: str
+    registry: Registry
+    _state: str
+
+    @overload
+    def command_handler(self, target: F, /) -> F: ...
+    @overload
+    def command_handler(
+        self, target: type[Message] | None = None, /, *, prefetch: int | None = None, **options: Any
+    ) -> Callable[[F], F]: ...
+    def command_handler(
+        self,
+        target: Any = None,
+        /,
+        *,
+        prefetch: int | None = None,
+        **options: Any,
+    ) -> Any:
+        """Declare the handler of a command type (exactly one per service).
+
+        Use bare (``@bus.command_handler``, type from the first parameter's annotation) or
+        with the type and options (``@bus.command_handler(PlaceOrder, prefetch=8)``).
+        """
+        return self._declare(MessageKind.COMMAND, target, None, prefetch, options)
+
+    @overload
+    def event_subscriber(self, target: F, /) -> F: ...
+    @overload
+    def event_subscriber(
+        self,
+        target: type[Message] | None = None,
+        /,
+        *,
+        name: str | None = None,
+        prefetch: int | None = None,
+        **options: Any,
+    ) -> Callable[[F], F]: ...
+    def event_subscriber(
+        self,
+        target: Any = None,
+        /,
+        *,
+        name: str | None = None,
+        prefetch: int | None = None,
+        **options: Any,
+    ) -> Any:
+        """Subscribe to an event type; each subscriber gets its own copy in its own queue.
+
+        The queue is ``{service}.{name}``, where ``name`` defaults to the function's name;
+        instances of one service share (compete on) it.
+        """
+        return self._declare(MessageKind.EVENT, target, name, prefetch, options)
+
+    def _declare(
+        self,
+        kind: MessageKind,
+        target: Any,
+        name: str | None,
+        prefetch: int | None,
+        options: dict[str, Any],
+    ) -> Any:
+        if prefetch is not None and prefetch < 1:
+            raise RegistrationError("prefetch must be at least 1")
+        trace_as = options.get("trace_as")
+        if trace_as is not None and trace_as not in ("child", "link"):
+            raise RegistrationError(f"trace_as= takes 'child' or 'link', got {trace_as!r}")
+        retry = options.get("retry")
+        if retry is not None and not isinstance(retry, RetryPolicy):
+            raise RegistrationError(f"retry= takes a RetryPolicy, got {retry!r}")
+        if callable(target) and kind_of(target) is None and not isinstance(target, type):
+            self._register(kind, target, None, name, prefetch, options)
+            return target
+        explicit = target
+
+        def decorator(func: F) -> F:
+            self._register(kind, func, explicit, name, prefetch, options)
+            return func
+
+        return decorator
+
+    def _register(
+        self,
+        kind: MessageKind,
+        func: HandlerFunc,
+        explicit: Any,
+        name: str | None,
+        prefetch: int | None,
+        options: dict[str, Any],
+    ) -> None:
+        if self._state != "new":
+            raise RegistrationError("declare handlers before the bus starts")
+        message_type = (
+            message_type_of(func, kind)
+            if explicit is None
+            else check_message_type(explicit, kind, func)
+        )
+        handler_name = name or func.__name__
+        queue = message_type.__wire_name__
+        if kind is MessageKind.EVENT:
+            queue = f"{self.service}.{handler_name}"
+        self.registry.add(
+            HandlerSpec(
+                kind=kind,
+                message_type=message_type,
+                func=func,
+                name=handler_name,
+                queue=queue,
+                prefetch=prefetch,
+                wants_context=wants_context(func),  # also validates the signature
+                options=dict(options),
+            )
+        )
