@@ -47,6 +47,7 @@ class Endpoint:
     def __init__(self, bus: Bus, spec: HandlerSpec, chain: ConsumeNext, prefetch: int) -> None:
         self._bus = bus
         self.spec = spec
+        self._wire_name = spec.wire_name  # read per delivery; a property call saved each time
         self._chain = chain
         self.prefetch = prefetch
         self._inbox: WorkQueue[Delivery | None] = WorkQueue()
@@ -110,7 +111,7 @@ class Endpoint:
                 f"body of {len(envelope.body)} bytes exceeds max_message_size of {max_size}",
             )
             return
-        if envelope.message_type != spec.wire_name:
+        if envelope.message_type != self._wire_name:
             await self._dead_letter(
                 delivery,
                 FailureReason.UNKNOWN_TYPE,

@@ -7,16 +7,16 @@ from typing import Any
 
 from busline.codec import encode
 from busline.context import OutgoingMessage
-from busline.envelope import Envelope, new_message_id
+from busline.envelope import CONTENT_TYPE_JSON, Envelope, new_message_id
 from busline.errors import MessageTooLargeError
 from busline.messages import Message, MessageKind, kind_of
 
 
 def check_kind(message: Message, kind: MessageKind) -> None:
     """Raise ``TypeError`` naming the right method when ``message`` is not of ``kind``."""
-    actual = kind_of(type(message))
-    if actual is not kind:
-        raise TypeError(_wrong_method(message, kind, actual))
+    # Every send pays for this check, so the common case is one attribute read.
+    if getattr(type(message), "__message_kind__", None) is not kind:
+        raise TypeError(_wrong_method(message, kind, kind_of(type(message))))
 
 
 def build_outgoing(
@@ -50,17 +50,20 @@ def build_outgoing(
         conversation = parent.conversation_id
         causation = parent.message_id
     name = type(message).__wire_name__
+    # Positional: measurably cheaper than keywords on a path every message takes.
     envelope = Envelope(
-        message_id=message_id,
-        message_type=name,
-        body=body,
-        correlation_id=correlation,
-        conversation_id=conversation,
-        causation_id=causation,
-        idempotency_key=idempotency_key,
-        timestamp=now,
-        source=service,
-        headers=dict(headers) if headers else {},
+        message_id,
+        name,
+        body,
+        correlation,
+        conversation,
+        causation,
+        idempotency_key,
+        1,
+        now,
+        service,
+        CONTENT_TYPE_JSON,
+        dict(headers) if headers else {},
     )
     return OutgoingMessage(kind, name, message, envelope)
 

@@ -235,7 +235,8 @@ class MemoryTransport:
 
     async def send(self, queue: str, envelope: Envelope) -> None:
         """Put a command on its queue (declared if needed, so it waits for its handler)."""
-        self.broker.queue(queue).put(envelope.copy())
+        # No copy: the bus built this envelope for this one send and keeps no reference to it.
+        self.broker.queue(queue).put(envelope)
 
     async def publish(self, exchange: str, envelope: Envelope) -> None:
         """Copy an event into every subscriber queue bound to its exchange."""
