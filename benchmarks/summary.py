@@ -1,0 +1,194 @@
+"""From raw runs to medians, ratios to plain aio-pika, and the issue's goals (pass or miss)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from benchmarks.harness import TIMES, median
+from benchmarks.systems import BASELINE, SYSTEMS
+from benchmarks.workloads import PRIMARY_METRIC
+
+#: Metrics whose median the summary keeps, per workload.
+SUMMARY_METRICS: dict[str, tuple[str, ...]] = {
+    "commands": ("rate", "elapsed_s", "cpu_us_per_msg", "send_mean_ms"),
+    "events": ("rate", "deliveries_rate", "elapsed_s", "cpu_us_per_msg", "send_mean_ms"),
+    "memory": ("rate", "elapsed_s", "cpu_us_per_msg"),
+    "latency": (
+        "p50_ms",
+        "p95_ms",
+        "p99_ms",
+        "max_ms",
+        "achieved_rate",
+        "send_lateness_p99_ms",
+        "send_p50_ms",
+        "send_p99_ms",
+    ),
+    "rss": ("rss_start_mb", "rss_end_mb", "growth_mb", "live_blocks_growth", "rate"),
+}
+
+
+def summarise(runs: Sequence[dict[str, Any]]) -> dict[str, dict[str, dict[str, Any]]]:
+    """``{workload: {system: {...}}}`` with medians over the successful repeats.
+
+    Each entry has the medians of :data:`SUMMARY_METRICS`, ``values`` (the primary metric of
+    every successful repeat, in run order), ``peak_rss_mb`` (median), ``ok``/``failed`` counts,
+    the first ``error``, and ``vs_baseline``: the primary metric's median divided by plain
+    aio-pika's (``nan`` where there is no baseline run).
+    """
+    grouped: dict[str, dict[str, list[dict[str, Any]]]] = {}
+    for run in runs:
+        grouped.setdefault(run["workload"], {}).setdefault(run["system"], []).append(run)
+
+    summary: dict[str, dict[str, dict[str, Any]]] = {}
+    for workload, by_system in grouped.items():
+        metric, _ = PRIMARY_METRIC[workload]
+        rows: dict[str, dict[str, Any]] = {}
+        for system in _ordered(by_system):
+            system_runs = by_system[system]
+            good = [run for run in system_runs if run.get("ok")]
+            failed = [run for run in system_runs if not run.get("ok")]
+            # .get: a metric missing from a run (an older result file) shows as "—", not a crash.
+            row: dict[str, Any] = {
+                name: median([run["metrics"].get(name, math.nan) for run in good])
+                for name in SUMMARY_METRICS[workload]
+            }
+            row["values"] = [run["metrics"][metric] for run in good]
+            row["peak_rss_mb"] = median([run["peak_rss_mb"] for run in good])
+            row["ok"] = len(good)
+            row["failed"] = len(failed)
+            row["error"] = failed[0].get("error", "failed") if failed else None
+            if workload == "rss" and good:
+                # The run whose growth is the median, for the chart's RSS-over-time line.
+                middle = sorted(good, key=lambda run: run["metrics"]["growth_mb"])[len(good) // 2]
+                row["samples"] = middle["metrics"]["samples"]
+            rows[system] = row
+        base = rows.get(BASELINE, {}).get(metric, math.nan)
+        for row in rows.values():
+            row["vs_baseline"] = _ratio(row[metric], base)
+        summary[workload] = rows
+    return summary
+
+
+def _ordered(systems: dict[str, Any]) -> list[str]:
+    known = [name for name in SYSTEMS if name in systems]
+    return known + sorted(name for name in systems if name not in SYSTEMS)
+
+
+def _ratio(value: float, base: float) -> float:
+    if math.isnan(value) or math.isnan(base) or base == 0:
+        return math.nan
+    return value / base
+
+
+@dataclass(frozen=True)
+class Goal:
+    """One target from the issue, evaluated on this run."""
+
+    goal: str
+    target: str
+    measured: str
+    #: ``True`` pass, ``False`` miss, ``None`` not measured in this run.
+    passed: bool | None
+    #: How far inside the target, in percent of the target (negative: missed by that much).
+    margin_pct: float | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        """For the JSON report."""
+        return {
+            "goal": self.goal,
+            "target": self.target,
+            "measured": self.measured,
+            "passed": self.passed,
+            "margin_pct": self.margin_pct,
+        }
+
+
+Summary = dict[str, dict[str, dict[str, Any]]]
+
+
+def _get(summary: Summary, workload: str, system: str, key: str) -> float:
+    return float(summary.get(workload, {}).get(system, {}).get(key, math.nan))
+
+
+def _at_least(name: str, measured: float, target: float, unit: str, fmt: str) -> Goal:
+    if math.isnan(measured):
+        return Goal(name, f"≥ {target:{fmt}}{unit}", "not measured", None)
+    return Goal(
+        name,
+        f"≥ {target:{fmt}}{unit}",
+        f"{measured:{fmt}}{unit}",
+        measured >= target,
+        (measured / target - 1) * 100,
+    )
+
+
+def _at_most(name: str, measured: float, target: float, unit: str, fmt: str) -> Goal:
+    if math.isnan(measured):
+        return Goal(name, f"≤ {target:{fmt}}{unit}", "not measured", None)
+    return Goal(
+        name,
+        f"≤ {target:{fmt}}{unit}",
+        f"{measured:{fmt}}{unit}",
+        measured <= target,
+        (1 - measured / target) * 100,
+    )
+
+
+def evaluate_goals(summary: dict[str, dict[str, dict[str, Any]]]) -> list[Goal]:
+    """The issue's targets for busline (classic queues, like for like), each pass or miss."""
+    busline_cmd = _get(summary, "commands", "busline", "rate")
+    goals = [
+        _at_least(
+            "commands end to end: busline vs plain aio-pika",
+            _ratio(busline_cmd, _get(summary, "commands", BASELINE, "rate")),
+            1.3,
+            TIMES,
+            ".2f",
+        ),
+        _at_least(
+            "commands end to end: busline vs FastStream",
+            _ratio(busline_cmd, _get(summary, "commands", "faststream", "rate")),
+            2.0,
+            TIMES,
+            ".2f",
+        ),
+        _at_least(
+            "events fan-out: busline vs plain aio-pika",
+            _ratio(
+                _get(summary, "events", "busline", "rate"),
+                _get(summary, "events", BASELINE, "rate"),
+            ),
+            1.3,
+            TIMES,
+            ".2f",
+        ),
+        _at_least(
+            "memory transport, full stack",
+            _get(summary, "memory", "busline-memory", "rate"),
+            100_000,
+            " msg/s",
+            ",.0f",
+        ),
+        _at_most(
+            "latency p99 at the offered rate: busline",
+            _get(summary, "latency", "busline", "p99_ms"),
+            5.0,
+            " ms",
+            ".2f",
+        ),
+    ]
+    for system in ("busline", "busline-memory"):
+        if system in summary.get("rss", {}):
+            goals.append(
+                _at_most(
+                    f"RSS growth over the long run: {system}",
+                    _get(summary, "rss", system, "growth_mb"),
+                    20.0,
+                    " MB",
+                    ".1f",
+                )
+            )
+    return goals

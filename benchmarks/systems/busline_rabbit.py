@@ -1,0 +1,19 @@
+"""busline on its RabbitMQ transport: ``Bus(url="amqp://...", queue_type=..., prefetch=...)``.
+
+busline's durability is built in: persistent messages, ``send``/``publish`` return after the
+publisher confirm, ack after the handler, durable queues. ``queue_type="classic"`` matches the
+other systems; the ``busline-quorum`` row runs busline's quorum default.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from benchmarks.systems.busline_common import BuslineSystem
+
+
+class BuslineRabbit(BuslineSystem):
+    """busline with ``amqp://`` URLs."""
+
+    def __init__(self, queue_type: Literal["classic", "quorum"] = "classic") -> None:
+        super().__init__(queue_type=queue_type)

@@ -1,0 +1,177 @@
+"""Smoke run of the benchmark suite (benchmarks/) with tiny sizes.
+
+Every workload runs once on every system that takes part in it, in-process and small, and must
+succeed: a system that errors, loses a message, delivers one twice or leaves one unacked on the
+broker fails its case. The command line runs end to end too, down to the report files. Nothing
+here judges speed: the goals are reported by the suite, not asserted.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from benchmarks.harness import schedule
+from benchmarks.spec import RunSpec
+from benchmarks.summary import evaluate_goals, summarise
+from benchmarks.systems import SYSTEMS, WORKLOAD_SYSTEMS
+from benchmarks.worker import execute
+from benchmarks.workloads import PRIMARY_METRIC
+
+ROOT = Path(__file__).resolve().parent.parent
+
+#: Per workload: messages measured. Enough to exercise every path, small enough to be quick.
+TINY = {"commands": 40, "events": 20, "latency": 40, "memory": 300, "rss": 60}
+
+
+def _require(*modules: str) -> None:
+    """Skip (locally) or fail (in CI) when the ``bench`` extra is not installed."""
+    missing = [name for name in modules if importlib.util.find_spec(name) is None]
+    if missing:
+        reason = (
+            f"{', '.join(missing)} not installed: the benchmark smoke test needs the bench "
+            f"extra (scripts/bootstrap.sh --bench)"
+        )
+        if os.environ.get("CI") == "true":
+            pytest.fail(reason)
+        pytest.skip(reason)
+
+
+def _cases() -> list[Any]:
+    cases = []
+    for workload, systems in WORKLOAD_SYSTEMS.items():
+        for system in systems:
+            marks = [pytest.mark.rabbitmq] if SYSTEMS[system].broker else []
+            cases.append(pytest.param(workload, system, id=f"{workload}-{system}", marks=marks))
+    return cases
+
+
+@pytest.mark.parametrize(("workload", "system"), _cases())
+async def test_every_workload_runs_on_every_system(
+    workload: str, system: str, request: pytest.FixtureRequest
+) -> None:
+    _require(*SYSTEMS[system].requires)
+    url = request.getfixturevalue("amqp_url") if SYSTEMS[system].broker else "amqp://unused/"
+    spec = RunSpec(
+        workload,
+        system,
+        n=TINY[workload],
+        warmup=10,
+        window=8,
+        prefetch=8,
+        rate=4000.0,  # 40 latency messages in 10 ms: the pacing path runs, the test stays short
+        rss_samples=3,
+        amqp_url=url,
+        timeout=30.0,
+    )
+    result = await execute(spec)
+
+    assert result["ok"]
+    metrics = result["metrics"]
+    value = metrics[PRIMARY_METRIC[workload][0]]
+    assert math.isfinite(value)
+    assert metrics["duplicates"] == 0
+    assert metrics["unexpected"] == 0
+    assert result["peak_rss_mb"] > 0
+
+
+def _run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "benchmarks", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+TINY_CLI = (
+    "--repeats", "1", "--warmup", "10", "--commands-n", "40", "--events-n", "20",
+    "--duration", "0.02", "--rate", "2000", "--memory-n", "300", "--rss-n", "60",
+    "--rss-warmup", "10",
+)  # fmt: skip
+
+
+def test_command_line_writes_the_reports(tmp_path: Path) -> None:
+    _require("matplotlib")
+    proc = _run_cli(*TINY_CLI, "--systems", "busline-memory", "--out", str(tmp_path))
+
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads((tmp_path / "latest.json").read_text())
+    assert {run["workload"] for run in doc["runs"]} == set(WORKLOAD_SYSTEMS)
+    assert all(run["ok"] for run in doc["runs"])
+    assert doc["meta"]["git"]["commit"]
+    assert doc["meta"]["machine"]["cpus"]
+    markdown = (tmp_path / "latest.md").read_text()
+    assert "## In-process: memory transport" in markdown
+    assert "## Goals" in markdown
+    assert (tmp_path / "latest.png").read_bytes().startswith(b"\x89PNG")
+    assert "[  1/" in proc.stderr  # progress is shown
+
+
+@pytest.mark.rabbitmq
+def test_command_line_compares_with_plain_aio_pika(amqp_url: str, tmp_path: Path) -> None:
+    _require("aio_pika", "aiormq")
+    proc = _run_cli(
+        *TINY_CLI,
+        "--workloads", "commands",
+        "--systems", "aio-pika,busline",
+        "--amqp-url", amqp_url,
+        "--out", str(tmp_path),
+        "--no-chart",
+    )  # fmt: skip
+
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads((tmp_path / "latest.json").read_text())
+    rows = doc["summary"]["commands"]
+    assert rows["aio-pika"]["vs_baseline"] == pytest.approx(1.0)
+    assert rows["busline"]["vs_baseline"] > 0
+    goal = doc["goals"][0]
+    assert goal["goal"].startswith("commands end to end: busline vs plain aio-pika")
+    assert goal["passed"] in (True, False)
+    assert doc["meta"]["broker"].startswith("RabbitMQ")
+
+
+def test_schedule_alternates_and_rotates() -> None:
+    slots = schedule(["commands"], {"commands": ["a", "b", "c"]}, repeats=3)
+
+    orders = [[s.system for s in slots if s.repeat == r] for r in range(3)]
+    assert orders == [["a", "b", "c"], ["b", "c", "a"], ["c", "a", "b"]]
+
+
+def test_goals_report_pass_miss_and_not_measured() -> None:
+    def run(workload: str, system: str, **metrics: float) -> dict[str, Any]:
+        return {
+            "workload": workload,
+            "system": system,
+            "repeat": 0,
+            "ok": True,
+            "peak_rss_mb": 30.0,
+            "metrics": metrics,
+        }
+
+    runs = [
+        run("commands", "aio-pika", rate=1000.0, elapsed_s=1.0),
+        run("commands", "faststream", rate=800.0, elapsed_s=1.0),
+        run("commands", "busline", rate=1500.0, elapsed_s=1.0),
+    ]
+    summary = summarise(runs)
+    goals = {goal.goal: goal for goal in evaluate_goals(summary)}
+
+    assert summary["commands"]["busline"]["vs_baseline"] == pytest.approx(1.5)
+    vs_pika = goals["commands end to end: busline vs plain aio-pika"]
+    assert vs_pika.passed is True
+    assert vs_pika.margin_pct == pytest.approx((1.5 / 1.3 - 1) * 100)
+    vs_faststream = goals["commands end to end: busline vs FastStream"]
+    assert vs_faststream.passed is False
+    assert vs_faststream.margin_pct == pytest.approx((1.875 / 2.0 - 1) * 100)
+    assert goals["memory transport, full stack"].passed is None
