@@ -65,7 +65,8 @@ async def _act(queue: ErrorQueue, args: argparse.Namespace, out: TextIO) -> int:
         ]
         for message in parked:
             out.write(_line(message) + "\n")
-        out.write(f"{len(parked)} message(s)\n")
+        # The count goes to stderr so stdout stays exactly one line per parked message.
+        print(f"{len(parked)} message(s)", file=sys.stderr)
         return 0
     if args.action == "show":
         matching = [m for m in await queue.browse() if m.message_id == args.message_id]
