@@ -28,7 +28,13 @@ from busline.envelope import (
 from busline.errors import FailureReason, Reject
 from busline.middleware import ConsumeNext
 from busline.registry import HandlerSpec
-from busline.retries import HEADER_DELAYED_RETRIES, HEADER_LAST_ERROR, RetryLater
+from busline.retries import (
+    HEADER_DELAYED_RETRIES,
+    HEADER_LAST_ERROR,
+    RetryLater,
+    delayed_retry,
+    policy_for,
+)
 from busline.transport import ConsumerSpec, Delivery, Subscription, Transport
 from busline.workqueue import WorkQueue
 
@@ -128,8 +134,6 @@ class Endpoint:
         ctx = Context(self._bus, envelope, message, spec, delivery.redelivered)
         try:
             await self._chain(ctx)
-            if ctx.outgoing:
-                await self._bus.dispatch_outgoing(ctx.outgoing)
         except RetryLater as retry:
             await self._defer(delivery, ctx, retry)
             return
@@ -139,7 +143,24 @@ class Endpoint:
         except Exception as exc:
             await self._dead_letter(delivery, FailureReason.HANDLER_ERROR, exc, ctx=ctx)
             return
+        if ctx.outgoing:
+            try:
+                await self._bus.dispatch_outgoing(ctx.outgoing)
+            except Exception as exc:
+                await self._outgoing_failed(delivery, ctx, exc)
+                return
         await delivery.ack()
+
+    async def _outgoing_failed(self, delivery: Delivery, ctx: Context, error: Exception) -> None:
+        """The handler succeeded but its messages could not all be sent (broker trouble): try
+        the whole message again later, as a delayed retry, rather than park a message whose
+        handler did nothing wrong. Only once the delayed rounds are used up is it parked."""
+        retry = delayed_retry(policy_for(ctx, self._bus.retry), ctx)
+        if retry is None:
+            await self._dead_letter(delivery, FailureReason.HANDLER_ERROR, error, ctx=ctx)
+            return
+        retry.__cause__ = error
+        await self._defer(delivery, ctx, retry)
 
     async def _defer(self, delivery: Delivery, ctx: Context, retry: RetryLater) -> None:
         cause = retry.__cause__

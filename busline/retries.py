@@ -80,7 +80,7 @@ class RetryMiddleware(Middleware):
 
     async def on_consume(self, ctx: Context, call_next: ConsumeNext) -> None:
         """Retry ``call_next`` according to the handler's (or the bus's) policy."""
-        policy: RetryPolicy = ctx.handler.options.get("retry") or self.default
+        policy = policy_for(ctx, self.default)
         attempts_left = policy.immediate
         while True:
             try:
@@ -96,10 +96,24 @@ class RetryMiddleware(Middleware):
                     ctx.items.clear()
                     ctx.attempt += 1
                     continue
-                done = _delayed_rounds(ctx)
-                if done < len(policy.delays):
-                    raise RetryLater(policy.delays[done], done + 1) from error
+                later = delayed_retry(policy, ctx)
+                if later is not None:
+                    raise later from error
                 raise
+
+
+def policy_for(ctx: Context, default: RetryPolicy) -> RetryPolicy:
+    """The retry policy of the handler running in ``ctx`` (its own, else the bus's)."""
+    policy: RetryPolicy = ctx.handler.options.get("retry") or default
+    return policy
+
+
+def delayed_retry(policy: RetryPolicy, ctx: Context) -> RetryLater | None:
+    """The next delayed round for the message of ``ctx``, or ``None`` once they are used up."""
+    done = _delayed_rounds(ctx)
+    if done < len(policy.delays):
+        return RetryLater(policy.delays[done], done + 1)
+    return None
 
 
 def _delayed_rounds(ctx: Context) -> int:

@@ -8,7 +8,7 @@ import asyncio
 
 import pytest
 
-from busline import Context, Reject, RetryPolicy
+from busline import Context, Middleware, PublishError, Reject, RetryPolicy
 from busline.errorqueue import open_error_queue
 from busline.testing import VirtualClock
 from tests.contract.messages import PlaceOrder, ShipOrder
@@ -219,3 +219,73 @@ async def test_memory_delay_is_held_by_the_transport_not_the_consumer():
         assert attempts == [1]
         clock.advance(1)
         await eventually(lambda: attempts == [1, 2], what="the retry")
+
+
+class FailFirstPublish(Middleware):
+    """A publish path whose first send of a given type is refused, like a broker nack."""
+
+    def __init__(self, wire_name: str) -> None:
+        self.wire_name = wire_name
+        self.refused = 0
+
+    async def on_publish(self, out, call_next) -> None:
+        if out.envelope.message_type == self.wire_name and self.refused == 0:
+            self.refused += 1
+            raise PublishError("broker refused the message")
+        await call_next(out)
+
+
+async def test_handler_whose_sends_fail_is_retried_later_not_parked(make_bus, bus_url, time):
+    refuse = FailFirstPublish("contract.ShipOrder")
+    bus = make_bus(
+        "orders",
+        retry=RetryPolicy(immediate=0, delays=time.delays),
+        middleware=[refuse],
+        **time.options(),
+    )
+    placed: list[int] = []
+    shipped: list[str] = []
+
+    @bus.command_handler
+    async def place(cmd: PlaceOrder, ctx: Context) -> None:
+        placed.append(ctx.attempt)
+        await ctx.send(ShipOrder(order_id=cmd.order_id))
+
+    @bus.command_handler
+    async def ship(cmd: ShipOrder) -> None:
+        shipped.append(cmd.order_id)
+
+    async with bus:
+        await bus.send(PlaceOrder(order_id="o-1", amount=1.0))
+
+        def shipped_or_tick() -> bool:
+            time.tick()
+            return shipped == ["o-1"]
+
+        await eventually(shipped_or_tick, what="the order shipped on the delayed retry")
+        errors = await open_error_queue(bus_url)
+        try:
+            assert await errors.browse() == []
+        finally:
+            await errors.close()
+    assert refuse.refused == 1
+    assert placed == [1, 2]
+
+
+async def test_sends_failing_with_no_retries_left_park_the_message(make_bus, bus_url):
+    bus = make_bus(
+        "orders",
+        retry=RetryPolicy(immediate=0, delays=()),
+        middleware=[FailFirstPublish("contract.ShipOrder")],
+    )
+
+    @bus.command_handler
+    async def place(cmd: PlaceOrder, ctx: Context) -> None:
+        await ctx.send(ShipOrder(order_id=cmd.order_id))
+
+    async with bus:
+        await bus.send(PlaceOrder(order_id="o-1", amount=1.0))
+        [parked] = await take_from_queue(bus_url, "busline.error", 1)
+    headers = headers_of(parked)
+    assert headers["busline-error-type"] == "busline.errors.PublishError"
+    assert headers["busline-error-reason"] == "handler-error"

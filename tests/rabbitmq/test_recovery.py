@@ -14,7 +14,7 @@ from busline.envelope import Envelope, new_message_id
 from busline.transport import ConsumerSpec, TransportSettings
 from tests.rabbitmq.helpers import PlaceOrder, ready_count
 from tests.servers import arestart_rabbitmq, astart_rabbitmq, astop_rabbitmq
-from tests.support import eventually
+from tests.support import eventually, headers_of, take_from_queue
 from transports.rabbitmq import RabbitMQTransport
 
 pytestmark = pytest.mark.rabbitmq
@@ -139,3 +139,63 @@ async def test_settling_a_delivery_of_a_lost_connection_is_a_logged_no_op(amqp_u
     assert "its channel is gone, the broker redelivers it" in caplog.text
     assert await ready_count(amqp_url, "busline.error") == 0
     assert await ready_count(amqp_url, "rmq.PlaceOrder") == 0
+
+
+async def test_no_valid_message_is_parked_over_restarts_under_concurrent_load(amqp_url, caplog):
+    """Pipelined publishes, batched acks and in-flight deliveries all cross two restarts: a
+    frame of a dead connection mixed into a new one, a delivery settled on the wrong channel or
+    a message read with half its properties would show up as a parked message (unknown-type,
+    undecodable) or a dispatch warning. A handler that never raises must park nothing."""
+    caplog.set_level(logging.WARNING, logger="busline.dispatch")
+    bus = Bus("orders", amqp_url, queue_type="classic", prefetch=32, send_timeout=60)
+    handled: set[str] = set()
+
+    @bus.command_handler
+    async def place(cmd: PlaceOrder) -> None:
+        handled.add(cmd.order_id)
+
+    confirmed: set[str] = set()
+    stop = asyncio.Event()
+
+    async def sender(worker: int) -> None:
+        i = 0
+        while not stop.is_set():
+            order_id = f"{worker}-{i}"
+            await bus.send(PlaceOrder(order_id=order_id, amount=1.0))
+            confirmed.add(order_id)
+            i += 1
+
+    async def more_sends(count: int, what: str) -> None:
+        target = len(confirmed) + count
+        await eventually(lambda: len(confirmed) >= target, timeout=60, what=what)
+
+    async with bus:
+        senders = [asyncio.create_task(sender(w)) for w in range(64)]
+        try:
+            for _ in range(2):
+                await more_sends(500, "sends before a restart")
+                await arestart_rabbitmq(fast=True)
+            await more_sends(500, "sends after the restarts")
+        finally:
+            stop.set()
+            await asyncio.wait_for(asyncio.gather(*senders), 60)
+
+        def dispatch_warnings() -> list[str]:
+            return [r.getMessage() for r in caplog.records if r.name == "busline.dispatch"]
+
+        # Stop early if something was parked: it would never be handled.
+        await eventually(
+            lambda: confirmed <= handled or bool(dispatch_warnings()),
+            timeout=60,
+            what="every confirmed send handled",
+        )
+        assert not dispatch_warnings()
+
+    parked = await ready_count(amqp_url, "busline.error")
+    if parked:
+        messages = await take_from_queue(amqp_url, "busline.error", parked)
+        reasons = [
+            {k: v for k, v in headers_of(m).items() if k.startswith("busline-error-")}
+            for m in messages[:3]
+        ]
+        pytest.fail(f"{parked} valid message(s) parked, e.g. {reasons}")
