@@ -51,11 +51,40 @@ async def check_and_clean(topology: Topology, within: float = 30.0) -> dict[str,
                     if name == topology.error_queue:
                         left[f"{name} why"] = await _why_parked(channel, name)
                 await channel.queue_delete(name)
+            for name in topology.scratch_queues:
+                # Filled on purpose (checked by the workload); only deleted here.
+                await channel.queue_delete(name)
             if topology.kind == "event":
                 await channel.exchange_delete(topology.exchange)
         finally:
             await connection.close()
     return left
+
+
+async def queue_depths(url: str, names: tuple[str, ...], within: float = 30.0) -> dict[str, int]:
+    """How many messages wait in each of ``names`` (``-1`` for a queue that does not exist).
+
+    A workload whose output nobody consumes (the outbox sink, the relay's target) proves with
+    this that every message it sent arrived, and only once, as far as a count can tell.
+    """
+    import aiormq
+
+    depths: dict[str, int] = {}
+    async with asyncio.timeout(within):
+        connection = await aiormq.connect(url)
+        try:
+            channel = await connection.channel()
+            for name in names:
+                try:
+                    declared = await channel.queue_declare(name, passive=True)
+                except aiormq.exceptions.ChannelNotFoundEntity:
+                    channel = await connection.channel()  # a failed passive declare closes it
+                    depths[name] = -1
+                    continue
+                depths[name] = int(declared.message_count or 0)
+        finally:
+            await connection.close()
+    return depths
 
 
 async def _why_parked(channel: Any, queue: str) -> dict[str, str]:

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.harness import TIMES
-from benchmarks.systems import BASELINE
+from benchmarks.systems import BASELINE, SYSTEMS, baseline_of
 
 COLOURS = {
     "aio-pika": "#7f7f7f",
@@ -15,10 +15,28 @@ COLOURS = {
     "busline": "#d62728",
     "busline-quorum": "#ff9896",
     "busline-memory": "#2ca02c",
+    "busline-sqlite": "#9467bd",
+    "busline-postgresql": "#8c564b",
+    "busline-untraced": "#ff7f0e",
+    "busline-otel": "#e377c2",
+    "busline-memory-untraced": "#98df8a",
+    "busline-memory-otel": "#17becf",
+    "busline-memory-otel-metrics": "#bcbd22",
 }
 
 
-PANELS = ("commands", "events", "latency", "memory", "rss", "cpu")
+PANELS = (
+    "commands",
+    "events",
+    "latency",
+    "memory",
+    "outbox-relay",
+    "outbox-handler",
+    "tracing",
+    "tracing-rabbit",
+    "rss",
+    "cpu",
+)
 
 
 def _clean(value: Any) -> float:
@@ -90,6 +108,18 @@ def render_chart(doc: dict[str, Any], path: Path) -> None:
         elif panel == "memory":
             _bars(ax, rows, "rate", "Memory transport, full stack", "msg/s")
             ax.axhline(100_000, color="k", linestyle="--", linewidth=0.8)
+        elif panel == "outbox-relay":
+            _relay(ax, rows, settings)
+        elif panel == "outbox-handler":
+            _bars(
+                ax,
+                rows,
+                "rate",
+                f"Handler with outbox ({settings.get('outbox_handler_n', 0):,}), vs no store",
+                "msg/s",
+            )
+        elif panel in ("tracing", "tracing-rabbit"):
+            _tracing(ax, panel, rows)
         elif panel == "latency":
             _latency(ax, rows, settings)
         elif panel == "rss":
@@ -105,9 +135,78 @@ def render_chart(doc: dict[str, Any], path: Path) -> None:
         f"median of {settings['repeats']} · {doc['meta']['machine']['cpus']} CPUs",
         fontsize=11,
     )
-    fig.tight_layout()
+    # Half an inch on top for the title, whatever the number of rows (tight_layout alone lets
+    # it run into the first row's titles on a tall figure).
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.5 / (4.2 * rows_count)))
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def _relay(ax: Any, rows: dict[str, dict[str, Any]], settings: dict[str, Any]) -> None:
+    """Direct publishing and the relay side by side per store, the ratio over the relay's bar
+    and the 0.8x goal (issue 5) as a dashed mark over it."""
+    names = list(rows)
+    width = 0.38
+    for i, name in enumerate(names):
+        row = rows[name]
+        direct, relay = _clean(row.get("direct_rate")), _clean(row.get("relay_rate"))
+        ax.bar(i - width / 2, 0 if math.isnan(direct) else direct, width, color="#7f7f7f")
+        ax.bar(i + width / 2, 0 if math.isnan(relay) else relay, width, color=COLOURS.get(name))
+        if not math.isnan(direct) and _option(name, "store") == "postgresql":
+            # The target is PostgreSQL's (issue 5); SQLite has none.
+            ax.hlines(0.8 * direct, i, i + width, colors="k", linestyles="--", linewidth=0.8)
+        ratio = _clean(row.get("relay_vs_direct"))
+        if not math.isnan(ratio) and not math.isnan(relay):
+            ax.annotate(f"{ratio:.2f}{TIMES}", (i + width / 2, relay), ha="center", va="bottom")
+    ax.set_xticks(range(len(names)), [f"{n}\ndirect | relay" for n in names], fontsize=8)
+    ax.set_ylabel("msg/s (publish only)")
+    ax.set_title(
+        f"Outbox relay vs direct publish ({settings.get('outbox_n', 0):,}; goal PG 0.8{TIMES})",
+        fontsize=10,
+    )
+
+
+def _tracing(ax: Any, workload: str, rows: dict[str, dict[str, Any]]) -> None:
+    """Each row's throughput as a share of tracing=False's, with the rate written on it."""
+    names = list(rows)
+    ratios = [_clean(rows[name].get("vs_baseline")) for name in names]
+    ax.bar(
+        range(len(names)),
+        [0 if math.isnan(v) else v for v in ratios],
+        color=[COLOURS.get(name, "#9467bd") for name in names],
+    )
+    for pos, name in enumerate(names):
+        rate = _clean(rows[name].get("rate"))
+        if not math.isnan(ratios[pos]):
+            ax.annotate(
+                f"{ratios[pos]:.2f}{TIMES}\n{rate:,.0f}/s",
+                (pos, ratios[pos]),
+                ha="center",
+                va="bottom",
+                fontsize=7,
+            )
+    if workload == "tracing":
+        ax.axhline(0.95, color="k", linestyle="--", linewidth=0.8)  # no SDK: at most 5% off
+    ax.set_ylim(0, 1.25)
+    ax.set_xticks(range(len(names)), [_short(name) for name in names], rotation=20, fontsize=8)
+    ax.set_ylabel(f"throughput \u00f7 {baseline_of(workload)}")
+    if workload == "tracing":
+        title = f"Tracing overhead, memory transport (goal no SDK ≥ 0.95{TIMES})"
+    else:
+        title = "Tracing overhead, RabbitMQ"
+    ax.set_title(title, fontsize=10)
+
+
+def _option(system: str, key: str) -> object:
+    info = SYSTEMS.get(system)
+    return dict(info.options).get(key) if info is not None else None
+
+
+def _short(name: str) -> str:
+    """``memory-otel`` for ``busline-memory-otel``, ``rabbit-auto`` for ``busline``."""
+    if name.startswith("busline-memory"):
+        return "memory" + (name.removeprefix("busline-memory") or "-auto")
+    return "rabbit" + (name.removeprefix("busline") or "-auto")
 
 
 def _latency(ax: Any, rows: dict[str, dict[str, Any]], settings: dict[str, Any]) -> None:

@@ -9,15 +9,17 @@ import os
 import shlex
 import sys
 import time
+import uuid
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from benchmarks.amqp_tools import server_version
-from benchmarks.harness import Slot, run_in_subprocess, schedule
+from benchmarks.harness import TIMES, Slot, run_in_subprocess, schedule
 from benchmarks.machine import git_info, machine_info, versions
 from benchmarks.report import render_markdown, write_reports
-from benchmarks.spec import WORKLOADS, RunSpec
+from benchmarks.spec import DEFAULT_PG_URL, WORKLOAD_GROUPS, WORKLOADS, RunSpec
+from benchmarks.stores import postgres_version
 from benchmarks.summary import evaluate_goals, summarise
 from benchmarks.systems import SYSTEMS, WORKLOAD_SYSTEMS
 from benchmarks.workloads import PRIMARY_METRIC
@@ -31,6 +33,15 @@ def _csv(value: str) -> list[str]:
     return [item.strip() for item in value.split(",") if item.strip()]
 
 
+def _workloads(value: str) -> list[str]:
+    """Comma-separated workload names, groups (``outbox``) expanded, in the suite's order."""
+    names: list[str] = []
+    for item in _csv(value):
+        names.extend(WORKLOAD_GROUPS.get(item, (item,)))
+    known = [name for name in WORKLOADS if name in names]
+    return known + [name for name in dict.fromkeys(names) if name not in WORKLOADS]
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The command line, with the issue's defaults."""
     parser = argparse.ArgumentParser(
@@ -40,9 +51,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--workloads",
-        type=_csv,
-        default=",".join(WORKLOADS),  # a string default goes through type=_csv too
-        help="comma-separated subset",
+        type=_workloads,
+        default=",".join(WORKLOADS),  # a string default goes through type= too
+        help="comma-separated subset; groups: "
+        + "; ".join(f"{name} = {', '.join(members)}" for name, members in WORKLOAD_GROUPS.items()),
     )
     parser.add_argument(
         "--systems",
@@ -57,6 +69,33 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--rate", type=float, default=1000.0, help="latency: offered msg/s")
     parser.add_argument("--duration", type=float, default=5.0, help="latency: seconds measured")
     parser.add_argument("--memory-n", type=int, default=200_000, help="memory workload size")
+    parser.add_argument(
+        "--outbox-n",
+        type=int,
+        default=5_000,
+        help="outbox-relay: messages in the backlog the relay drains (and sent directly)",
+    )
+    parser.add_argument(
+        "--outbox-tx-size",
+        type=int,
+        default=10,
+        help="outbox-relay: messages per bus.transaction() when writing the backlog",
+    )
+    parser.add_argument(
+        "--outbox-handler-n",
+        type=int,
+        default=2_000,
+        help="outbox-handler: commands whose handler writes a row and sends a command",
+    )
+    parser.add_argument(
+        "--tracing-n",
+        type=int,
+        default=200_000,
+        help="tracing (memory transport): commands; the SDK rows run a twentieth of them",
+    )
+    parser.add_argument(
+        "--tracing-rabbit-n", type=int, default=5_000, help="tracing-rabbit: commands"
+    )
     parser.add_argument("--rss-n", type=int, default=200_000, help="long run for RSS growth")
     parser.add_argument(
         "--rss-warmup",
@@ -78,6 +117,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="RabbitMQ to use (default: $BUSLINE_BENCH_AMQP_URL, else $BUSLINE_TEST_AMQP_URL, "
         "else amqp://guest:***@127.0.0.1:5672/)",
+    )
+    parser.add_argument(
+        "--pg-url",
+        default=None,
+        help="PostgreSQL for the busline-postgresql rows; each run makes and drops a schema "
+        "there (default: $BUSLINE_BENCH_PG_URL, else $BUSLINE_TEST_PG_URL, else "
+        "postgresql://busline:***@127.0.0.1:5432/busline)",
     )
     parser.add_argument("--uvloop", action="store_true", help="run every system on uvloop")
     parser.add_argument(
@@ -111,16 +157,36 @@ def _validate(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None
         or os.environ.get("BUSLINE_TEST_AMQP_URL")
         or DEFAULT_URL
     )
+    args.pg_url = (
+        args.pg_url
+        or os.environ.get("BUSLINE_BENCH_PG_URL")
+        or os.environ.get("BUSLINE_TEST_PG_URL")
+        or DEFAULT_PG_URL
+    )
     for name in args.workloads:
         if name not in WORKLOADS:
-            parser.error(f"unknown workload {name!r}; choose from {', '.join(WORKLOADS)}")
+            choices = ", ".join([*WORKLOADS, *WORKLOAD_GROUPS])
+            parser.error(f"unknown workload {name!r}; choose from {choices}")
     for name in args.systems:
         if name not in SYSTEMS:
             parser.error(f"unknown system {name!r}; choose from {', '.join(SYSTEMS)}")
     if args.repeats < 1 or args.rss_repeats < 1:
         parser.error("repeats must be at least 1")
+    if args.outbox_tx_size < 1:
+        parser.error("--outbox-tx-size must be at least 1")
     if args.quick:
-        for attr in ("commands_n", "events_n", "memory_n", "rss_n", "rss_warmup", "warmup"):
+        for attr in (
+            "commands_n",
+            "events_n",
+            "memory_n",
+            "outbox_n",
+            "outbox_handler_n",
+            "tracing_n",
+            "tracing_rabbit_n",
+            "rss_n",
+            "rss_warmup",
+            "warmup",
+        ):
             setattr(args, attr, max(10, getattr(args, attr) // 10))
         args.duration = max(0.5, args.duration / 5)
 
@@ -138,6 +204,8 @@ def specs_for(args: argparse.Namespace) -> tuple[list[Slot], dict[str, RunSpec]]
         "subscribers": args.subscribers,
         "rate": args.rate,
         "amqp_url": args.amqp_url,
+        "pg_url": args.pg_url,
+        "outbox_tx_size": args.outbox_tx_size,
         "uvloop": args.uvloop,
         "timeout": args.run_timeout,
     }
@@ -146,6 +214,10 @@ def specs_for(args: argparse.Namespace) -> tuple[list[Slot], dict[str, RunSpec]]
         "events": RunSpec("events", "", args.events_n, **common),
         "latency": RunSpec("latency", "", max(1, round(args.rate * args.duration)), **common),
         "memory": RunSpec("memory", "", args.memory_n, **common),
+        "outbox-relay": RunSpec("outbox-relay", "", args.outbox_n, **common),
+        "outbox-handler": RunSpec("outbox-handler", "", args.outbox_handler_n, **common),
+        "tracing": RunSpec("tracing", "", args.tracing_n, **common),
+        "tracing-rabbit": RunSpec("tracing-rabbit", "", args.tracing_rabbit_n, **common),
         "rss": RunSpec("rss", "", args.rss_n, **{**common, "warmup": args.rss_warmup}),
     }
     side_by_side = [w for w in args.workloads if w != "rss"]
@@ -160,7 +232,12 @@ def _describe(workload: str, result: dict[str, Any]) -> str:
         return f"FAILED: {str(result.get('error', '?')).splitlines()[0][:200]}"
     metrics = result["metrics"]
     metric, _ = PRIMARY_METRIC[workload]
-    if metric == "rate":
+    if workload == "outbox-relay":
+        text = (
+            f"relay {metrics['relay_rate']:>7,.0f} msg/s, direct {metrics['direct_rate']:>7,.0f} "
+            f"msg/s: {metrics['relay_vs_direct']:.2f}{TIMES}"
+        )
+    elif metric == "rate":
         text = f"{metrics['rate']:>10,.0f} msg/s  {metrics['cpu_us_per_msg']:>6,.0f} µs CPU/msg"
     elif metric == "p99_ms":
         text = f"p50 {metrics['p50_ms']:.2f} / p99 {metrics['p99_ms']:.2f} ms"
@@ -191,6 +268,19 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
+
+    database = None
+    if any(SYSTEMS[slot.system].postgres for slot in slots):
+        try:
+            database = asyncio.run(postgres_version(args.pg_url))
+        except Exception as exc:
+            print(
+                f"PostgreSQL is not reachable at {mask_url(args.pg_url)} ({exc!r}).\n"
+                "Start it with `scripts/services.sh start`, pass --pg-url, or leave out "
+                "--systems busline-postgresql.",
+                file=sys.stderr,
+            )
+            return 2
 
     broker = None
     if any(SYSTEMS[slot.system].broker for slot in slots):
@@ -226,11 +316,18 @@ def main(argv: list[str] | None = None) -> int:
     runs: list[dict[str, Any]] = []
     clock = time.monotonic()
     for index, slot in enumerate(slots, 1):
-        spec = replace(templates[slot.workload], system=slot.system)
+        template = templates[slot.workload]
+        # A fresh run id per run: its queues, store file and schema are its own.
+        spec = replace(
+            template,
+            system=slot.system,
+            n=SYSTEMS[slot.system].size(template.n),
+            run_id=uuid.uuid4().hex[:10],
+        )
         repeats = args.rss_repeats if slot.workload == "rss" else args.repeats
         prefix = (
             f"[{index:>3}/{len(slots)}] repeat {slot.repeat + 1}/{repeats} "
-            f"{slot.workload:<8} {slot.system:<15}"
+            f"{slot.workload:<14} {slot.system:<27}"
         )
         print(prefix, end=" ", file=sys.stderr, flush=True)
         began = time.monotonic()
@@ -242,6 +339,8 @@ def main(argv: list[str] | None = None) -> int:
                 break
             print(f"{_describe(slot.workload, result)}; retrying", end=" ", file=sys.stderr)
             first_attempt = result
+            # New names: whatever the failed attempt left (queues, a schema) stays out of it.
+            spec = replace(spec, run_id=uuid.uuid4().hex[:10])
             result = run_in_subprocess(spec, timeout=args.run_timeout + 60, cwd=ROOT)
             result["retried_after"] = first_attempt.get("error")
             result["first_attempt_stderr"] = first_attempt.get("stderr", "")[-3000:]
@@ -271,6 +370,11 @@ def main(argv: list[str] | None = None) -> int:
             "rate",
             "duration",
             "memory_n",
+            "outbox_n",
+            "outbox_tx_size",
+            "outbox_handler_n",
+            "tracing_n",
+            "tracing_rabbit_n",
             "rss_n",
             "rss_warmup",
             "rss_repeats",
@@ -295,6 +399,8 @@ def main(argv: list[str] | None = None) -> int:
             "versions": versions(),
             "broker": broker,
             "amqp_url": mask_url(args.amqp_url),
+            "database": database,
+            "pg_url": mask_url(args.pg_url) if database else None,
             "settings": settings,
             "command": "python -m benchmarks " + shlex.join(sys.argv[1:] if argv is None else argv),
         },

@@ -24,7 +24,7 @@ from collections import Counter
 from pathlib import Path
 
 from benchmarks.cli import DEFAULT_URL, ROOT
-from benchmarks.spec import WORKLOADS, RunSpec
+from benchmarks.spec import DEFAULT_PG_URL, WORKLOADS, RunSpec
 from benchmarks.systems import SYSTEMS
 
 OUT = ROOT / "benchmarks" / "results" / "raw" / "profiles"
@@ -112,6 +112,12 @@ def main(argv: list[str] | None = None) -> int:
         or os.environ.get("BUSLINE_TEST_AMQP_URL")
         or DEFAULT_URL,
     )
+    parser.add_argument(
+        "--pg-url",
+        default=os.environ.get("BUSLINE_BENCH_PG_URL")
+        or os.environ.get("BUSLINE_TEST_PG_URL")
+        or DEFAULT_PG_URL,
+    )
     parser.add_argument("--rate", type=float, default=1000.0)
     parser.add_argument("--pyinstrument", action="store_true", help="even if py-spy is there")
     args = parser.parse_args(argv)
@@ -125,6 +131,7 @@ def main(argv: list[str] | None = None) -> int:
         args.n,
         rate=args.rate,
         amqp_url=args.amqp_url,
+        pg_url=args.pg_url,
         profile_path=None if py_spy else str(stem),
     )
     with tempfile.TemporaryDirectory() as tmp:

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.harness import TIMES
-from benchmarks.systems import BASELINE, SYSTEMS
+from benchmarks.systems import BASELINE, SYSTEMS, baseline_of
 
 Row = dict[str, Any]
 
@@ -34,7 +34,8 @@ def _table(
             padding = " |" * (len(headers) - 2)
             lines.append(f"| {name} | failed: {_oneline(row['error'])} |{padding}")
             continue
-        lines.append("| " + " | ".join([name, *cells(row)]) + " |")
+        # The row's own name goes along, for columns that depend on the system's options.
+        lines.append("| " + " | ".join([name, *cells({"system": system, **row})]) + " |")
     return lines
 
 
@@ -77,7 +78,7 @@ def render_markdown(doc: dict[str, Any]) -> str:
     ]
     goals = doc.get("goals", [])
     if goals:
-        lines += ["## Goals (from issue 3)", "", "| goal | target | measured | result |"]
+        lines += ["## Goals (issues 3, 5 and 6)", "", "| goal | target | measured | result |"]
         lines.append("|---|---|---|---|")
         for goal in goals:
             if goal["passed"] is None:
@@ -194,6 +195,8 @@ def render_markdown(doc: dict[str, Any]) -> str:
             ),
             "",
         ]
+    lines += _outbox_sections(summary, settings)
+    lines += _tracing_sections(summary, settings)
     if "rss" in summary:
         lines += [
             f"## RSS over a long run: {settings['rss_n']:,} commands after "
@@ -243,10 +246,168 @@ def render_markdown(doc: dict[str, Any]) -> str:
                 f"{_oneline(run['retried_after'])}"
             )
         lines.append("")
-    lines.append(f"Systems: {'; '.join(f'{k}: {v.description}' for k, v in SYSTEMS.items())}.")
+    ran = {run["system"] for run in doc["runs"]}
+    described = [f"{k}: {v.description}" for k, v in SYSTEMS.items() if k in ran]
+    lines.append(f"Systems: {'; '.join(described)}.")
     lines.append("")
     lines.append(f"Command: `{meta['command']}`")
     return "\n".join(lines) + "\n"
+
+
+def _option(system: str, key: str, default: str = "—") -> str:
+    """A system's option (``store``, ``telemetry``) as registered, for a table column."""
+    info = SYSTEMS.get(system)
+    return str(dict(info.options).get(key, default)) if info is not None else default
+
+
+def _outbox_sections(summary: dict[str, Any], settings: dict[str, Any]) -> list[str]:
+    """The outbox relay and handler-with-outbox tables (issue 5)."""
+    lines: list[str] = []
+    if "outbox-relay" in summary:
+        lines += [
+            f"## Outbox relay vs direct publish: {settings.get('outbox_n', 0):,} messages, "
+            f"RabbitMQ (classic queues)",
+            "",
+            "Each run writes a backlog the way a broker outage does: a second instance of the "
+            "service, whose publishes are all refused, commits the messages with "
+            f"`bus.transaction()` ({settings.get('outbox_tx_size', '?')} per transaction), and "
+            "its relay is stopped. The measured bus's relay is then woken and timed until no "
+            "row is pending in the database; on the same bus, the same number of `bus.send` "
+            f"calls with {settings['window']} in flight is the base of the ratio. Publishing "
+            "only, no consumer; each queue's depth is checked afterwards. The ratio is taken "
+            "per run, then the median.",
+            "",
+            *_table(
+                [
+                    "system",
+                    "store",
+                    "relay msg/s",
+                    "direct msg/s",
+                    "relay ÷ direct",
+                    "repeats (ratio)",
+                    "relay CPU µs/msg",
+                    "direct CPU µs/msg",
+                    "backlog written msg/s",
+                    "peak RSS MB",
+                ],
+                summary["outbox-relay"],
+                lambda r: [
+                    _option(r["system"], "store"),
+                    _num(r["relay_rate"], ",.0f"),
+                    _num(r["direct_rate"], ",.0f"),
+                    _num(r["relay_vs_direct"], ".2f", TIMES),
+                    _values(r, ".2f"),
+                    _num(r["relay_cpu_us_per_msg"], ",.0f"),
+                    _num(r["direct_cpu_us_per_msg"], ",.0f"),
+                    _num(r["fill_rate"], ",.0f"),
+                    _num(r["peak_rss_mb"], ".1f"),
+                ],
+            ),
+            "",
+        ]
+    if "outbox-handler" in summary:
+        base = baseline_of("outbox-handler")
+        lines += [
+            f"## Handler with the outbox: {settings.get('outbox_handler_n', 0):,} commands "
+            "end to end, RabbitMQ (classic queues)",
+            "",
+            "The handler writes one business row through `ctx.db` and sends one command with "
+            "`ctx.send`: with a store, the row, the inbox record and the outbox row commit in "
+            "one transaction, then the command is published, then the incoming one is acked. "
+            f"`{base}` runs the same handler without a store (it only sends). Each run has a "
+            "fresh SQLite file or PostgreSQL schema; afterwards every handled message must have "
+            "its business row and its sent command, and no outbox row may be pending.",
+            "",
+            *_table(
+                [
+                    "system",
+                    "store",
+                    "msg/s",
+                    f"{TIMES} {base}",
+                    "repeats (msg/s)",
+                    "CPU µs/msg",
+                    "peak RSS MB",
+                ],
+                summary["outbox-handler"],
+                lambda r: [
+                    _option(r["system"], "store", "none"),
+                    _num(r["rate"], ",.0f"),
+                    _num(r["vs_baseline"], ".2f", TIMES),
+                    _values(r, ",.0f"),
+                    _num(r["cpu_us_per_msg"], ",.0f"),
+                    _num(r["peak_rss_mb"], ".1f"),
+                ],
+            ),
+            "",
+        ]
+    return lines
+
+
+def _tracing_sections(summary: dict[str, Any], settings: dict[str, Any]) -> list[str]:
+    """The tracing overhead tables (issue 6), memory transport and RabbitMQ."""
+    lines: list[str] = []
+    titles = {
+        "tracing": (
+            f"memory transport, {settings.get('tracing_n', 0):,} commands (the SDK rows: a "
+            "twentieth of them)"
+        ),
+        "tracing-rabbit": (
+            f"RabbitMQ (classic queues), {settings.get('tracing_rabbit_n', 0):,} commands"
+        ),
+    }
+    intro = [
+        "The commands workload with `tracing=False`, with busline's default (`tracing=None`) "
+        "and no SDK configured, and with an OpenTelemetry SDK `TracerProvider` whose "
+        "`BatchSpanProcessor` (default settings) feeds an exporter that drops the spans "
+        "(`otel-metrics`: plus an SDK `MeterProvider` with a periodic reader); providers are "
+        "passed to the bus and shut down after each run. `installed`: whether busline "
+        "installed its tracing middleware (it must not without an SDK). `spans/msg`: spans "
+        "that reached the exporter per message (2 = send and process, none dropped).",
+        "",
+    ]
+    for workload, title in titles.items():
+        if workload not in summary:
+            continue
+        base = baseline_of(workload)
+        lines += [
+            f"## Tracing overhead: {title}",
+            "",
+            *intro,
+            *_table(
+                [
+                    "system",
+                    "telemetry",
+                    "msg/s",
+                    f"{TIMES} {base}",
+                    "repeats (msg/s)",
+                    "CPU µs/msg",
+                    "spans/msg",
+                    "installed",
+                    "peak RSS MB",
+                ],
+                summary[workload],
+                lambda r: [
+                    _option(r["system"], "telemetry", "auto"),
+                    _num(r["rate"], ",.0f"),
+                    _num(r["vs_baseline"], ".2f", TIMES),
+                    _values(r, ",.0f"),
+                    _num(r["cpu_us_per_msg"], ",.1f"),
+                    _num(r["spans_per_msg"], ".2f"),
+                    _yes_no(r["traced"]),
+                    _num(r["peak_rss_mb"], ".1f"),
+                ],
+            ),
+            "",
+        ]
+        intro = []  # said once
+    return lines
+
+
+def _yes_no(value: float) -> str:
+    """A boolean's median over repeats (1.0, 0.0), or "mixed"."""
+    if value is None or math.isnan(value):
+        return "—"
+    return "yes" if value == 1 else "no" if value == 0 else "mixed"
 
 
 def write_reports(doc: dict[str, Any], out_dir: Path, *, chart: bool = True) -> list[Path]:

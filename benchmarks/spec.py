@@ -13,7 +13,25 @@ from typing import Any, Literal
 MessageKind = Literal["command", "event"]
 
 #: Workload names, in the order the suite runs and reports them.
-WORKLOADS: tuple[str, ...] = ("commands", "events", "latency", "memory", "rss")
+WORKLOADS: tuple[str, ...] = (
+    "commands",
+    "events",
+    "latency",
+    "memory",
+    "outbox-relay",
+    "outbox-handler",
+    "tracing",
+    "tracing-rabbit",
+    "rss",
+)
+
+#: Names that stand for several workloads on the command line (``--workloads outbox``).
+WORKLOAD_GROUPS: dict[str, tuple[str, ...]] = {
+    "outbox": ("outbox-relay", "outbox-handler"),
+    "tracing-all": ("tracing", "tracing-rabbit"),
+}
+
+DEFAULT_PG_URL = "postgresql://busline:busline@127.0.0.1:5432/busline"
 
 
 @dataclass(frozen=True)
@@ -37,6 +55,10 @@ class RunSpec:
     #: RSS samples taken across the ``rss`` workload's measured run.
     rss_samples: int = 10
     amqp_url: str = "amqp://guest:guest@127.0.0.1:5672/"
+    #: The PostgreSQL database in which a run with a PostgreSQL store makes its own schema.
+    pg_url: str = DEFAULT_PG_URL
+    #: ``outbox-relay``: messages per ``bus.transaction()`` when the backlog is written.
+    outbox_tx_size: int = 10
     uvloop: bool = False
     #: Seconds to wait for the last delivery before the run fails (a bound, not a sleep).
     timeout: float = 300.0
@@ -78,6 +100,16 @@ class Topology:
     subscriber_names: tuple[str, ...]
     error_queue: str
     prefetch: int
+    #: This run's id (names its PostgreSQL schema, say).
+    run_id: str = ""
+    #: Where a run's PostgreSQL store makes its schema (systems with ``store="postgresql"``).
+    pg_url: str = DEFAULT_PG_URL
+    #: ``outbox-handler``: the queue each handler sends one command to (the outbox's output);
+    #: ``None``: the handler sends nothing.
+    sink_queue: str | None = None
+    #: Queues a run fills on purpose and nobody consumes (the sink, the relay's target): not
+    #: leftovers, but deleted after the run like the others.
+    scratch_queues: tuple[str, ...] = ()
 
     @property
     def subscriber_queues(self) -> tuple[str, ...]:
@@ -98,6 +130,14 @@ class Topology:
 def topology_for(spec: RunSpec, url: str) -> Topology:
     """The names ``spec`` uses on the broker at ``url``."""
     service = f"bench-{spec.run_id}"
+    scratch: tuple[str, ...] = ()
+    sink = None
+    if spec.workload == "outbox-handler":
+        sink = f"{service}.sink"
+        scratch = (sink,)
+    elif spec.workload == "outbox-relay":
+        # One queue per phase, so each phase's count can be checked on its own.
+        scratch = (f"{service}.direct", f"{service}.relay")
     return Topology(
         url=url,
         kind=spec.kind,
@@ -107,4 +147,8 @@ def topology_for(spec: RunSpec, url: str) -> Topology:
         subscriber_names=tuple(f"s{i}" for i in range(spec.subscribers)),
         error_queue=f"{service}.error",
         prefetch=spec.prefetch,
+        run_id=spec.run_id,
+        pg_url=spec.pg_url,
+        sink_queue=sink,
+        scratch_queues=scratch,
     )

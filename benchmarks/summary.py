@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from benchmarks.harness import TIMES, median
-from benchmarks.systems import BASELINE, SYSTEMS
+from benchmarks.systems import BASELINE, SYSTEMS, WORKLOAD_SYSTEMS, baseline_of
 from benchmarks.workloads import PRIMARY_METRIC
 
 #: Metrics whose median the summary keeps, per workload.
@@ -26,6 +26,17 @@ SUMMARY_METRICS: dict[str, tuple[str, ...]] = {
         "send_p50_ms",
         "send_p99_ms",
     ),
+    "outbox-relay": (
+        "relay_vs_direct",
+        "relay_rate",
+        "direct_rate",
+        "relay_cpu_us_per_msg",
+        "direct_cpu_us_per_msg",
+        "fill_rate",
+    ),
+    "outbox-handler": ("rate", "elapsed_s", "cpu_us_per_msg", "send_mean_ms"),
+    "tracing": ("rate", "elapsed_s", "cpu_us_per_msg", "spans_per_msg", "traced"),
+    "tracing-rabbit": ("rate", "elapsed_s", "cpu_us_per_msg", "spans_per_msg", "traced"),
     "rss": ("rss_start_mb", "rss_end_mb", "growth_mb", "live_blocks_growth", "rate"),
 }
 
@@ -35,8 +46,9 @@ def summarise(runs: Sequence[dict[str, Any]]) -> dict[str, dict[str, dict[str, A
 
     Each entry has the medians of :data:`SUMMARY_METRICS`, ``values`` (the primary metric of
     every successful repeat, in run order), ``peak_rss_mb`` (median), ``ok``/``failed`` counts,
-    the first ``error``, and ``vs_baseline``: the primary metric's median divided by plain
-    aio-pika's (``nan`` where there is no baseline run).
+    the first ``error``, and ``vs_baseline``: the primary metric's median divided by the
+    workload's baseline row's (plain aio-pika, or busline itself for the outbox and tracing
+    workloads, see :func:`benchmarks.systems.baseline_of`; ``nan`` where it did not run).
     """
     grouped: dict[str, dict[str, list[dict[str, Any]]]] = {}
     for run in runs:
@@ -46,13 +58,14 @@ def summarise(runs: Sequence[dict[str, Any]]) -> dict[str, dict[str, dict[str, A
     for workload, by_system in grouped.items():
         metric, _ = PRIMARY_METRIC[workload]
         rows: dict[str, dict[str, Any]] = {}
-        for system in _ordered(by_system):
+        for system in _ordered(workload, by_system):
             system_runs = by_system[system]
             good = [run for run in system_runs if run.get("ok")]
             failed = [run for run in system_runs if not run.get("ok")]
             # .get: a metric missing from a run (an older result file) shows as "—", not a crash.
+            # float(): booleans ("traced") count as 0/1, so their median says "in every run".
             row: dict[str, Any] = {
-                name: median([run["metrics"].get(name, math.nan) for run in good])
+                name: median([float(run["metrics"].get(name, math.nan)) for run in good])
                 for name in SUMMARY_METRICS[workload]
             }
             row["values"] = [run["metrics"][metric] for run in good]
@@ -65,16 +78,19 @@ def summarise(runs: Sequence[dict[str, Any]]) -> dict[str, dict[str, dict[str, A
                 middle = sorted(good, key=lambda run: run["metrics"]["growth_mb"])[len(good) // 2]
                 row["samples"] = middle["metrics"]["samples"]
             rows[system] = row
-        base = rows.get(BASELINE, {}).get(metric, math.nan)
+        base = rows.get(baseline_of(workload), {}).get(metric, math.nan)
         for row in rows.values():
             row["vs_baseline"] = _ratio(row[metric], base)
         summary[workload] = rows
     return summary
 
 
-def _ordered(systems: dict[str, Any]) -> list[str]:
-    known = [name for name in SYSTEMS if name in systems]
-    return known + sorted(name for name in systems if name not in SYSTEMS)
+def _ordered(workload: str, systems: dict[str, Any]) -> list[str]:
+    """The workload's own system order (its baseline first, for the tracing rows), then the
+    registry's, then any unknown name."""
+    order = [*WORKLOAD_SYSTEMS.get(workload, ()), *SYSTEMS]
+    known = [name for name in dict.fromkeys(order) if name in systems]
+    return known + sorted(name for name in systems if name not in known)
 
 
 def _ratio(value: float, base: float) -> float:
@@ -180,6 +196,7 @@ def evaluate_goals(summary: dict[str, dict[str, dict[str, Any]]]) -> list[Goal]:
             ".2f",
         ),
     ]
+    goals += _outbox_and_tracing_goals(summary)
     for system in ("busline", "busline-memory"):
         if system in summary.get("rss", {}):
             goals.append(
@@ -192,3 +209,28 @@ def evaluate_goals(summary: dict[str, dict[str, dict[str, Any]]]) -> list[Goal]:
                 )
             )
     return goals
+
+
+def _outbox_and_tracing_goals(summary: Summary) -> list[Goal]:
+    """Issue 5: the relay against direct publishing on PostgreSQL. Issue 6: tracing with no SDK
+    configured costs at most 5% on the memory transport (rate lost against ``tracing=False``)."""
+    untraced = _get(summary, "tracing", "busline-memory-untraced", "rate")
+    auto = _get(summary, "tracing", "busline-memory", "rate")
+    overhead = (1 - _ratio(auto, untraced)) * 100
+    return [
+        _at_least(
+            "outbox relay vs direct publish, PostgreSQL (issue 5)",
+            _get(summary, "outbox-relay", "busline-postgresql", "relay_vs_direct"),
+            0.8,
+            TIMES,
+            ".2f",
+        ),
+        _at_most(
+            "tracing overhead with no SDK, memory transport (issue 6)",
+            # Faster than untraced is noise, reported as it is (negative overhead).
+            overhead,
+            5.0,
+            "%",
+            ".1f",
+        ),
+    ]

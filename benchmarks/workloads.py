@@ -57,7 +57,7 @@ async def throughput(
     finally:
         await system.stop()
     elapsed = finished - started
-    return {
+    metrics = {
         "messages": spec.n,
         "subscribers": topology.subscribers,
         "elapsed_s": elapsed,
@@ -70,6 +70,13 @@ async def throughput(
         "send_mean_ms": mean_send * 1e3,
         **_integrity(tracker),
     }
+    # What the system knows only after stopping (e.g. spans its telemetry exported).
+    extra = getattr(system, "extra_metrics", None)
+    if extra is not None:
+        metrics.update(extra())
+        if "spans_exported" in metrics:
+            metrics["spans_per_msg"] = metrics["spans_exported"] / (spec.warmup + spec.n)
+    return metrics
 
 
 async def latency(
@@ -152,11 +159,27 @@ async def rss_growth(
     }
 
 
+def _relay_vs_direct(
+    spec: RunSpec, system: System, topology: Topology, probe: Probe
+) -> Awaitable[dict[str, Any]]:
+    # Imported when used: it imports busline, which a worker measuring another client must not
+    # load (the peak RSS a worker reports is its one system's).
+    from benchmarks.outbox import relay_vs_direct
+
+    return relay_vs_direct(spec, system, topology, probe)
+
+
 WORKLOAD_FUNCTIONS: dict[str, Workload] = {
     "commands": throughput,
     "events": throughput,
     "memory": throughput,
     "latency": latency,
+    "outbox-relay": _relay_vs_direct,
+    # The commands workload; the topology's sink queue makes the handler write and send.
+    "outbox-handler": throughput,
+    # The commands workload on systems that differ only in their telemetry.
+    "tracing": throughput,
+    "tracing-rabbit": throughput,
     "rss": rss_growth,
 }
 
@@ -166,6 +189,11 @@ PRIMARY_METRIC: dict[str, tuple[str, bool]] = {
     "events": ("rate", True),
     "memory": ("rate", True),
     "latency": ("p99_ms", False),
+    # Per run, on one bus: the relay's rate over direct publishing's.
+    "outbox-relay": ("relay_vs_direct", True),
+    "outbox-handler": ("rate", True),
+    "tracing": ("rate", True),
+    "tracing-rabbit": ("rate", True),
     "rss": ("growth_mb", False),
 }
 

@@ -27,6 +27,16 @@ class SystemInfo:
     options: tuple[tuple[str, Any], ...] = ()
     #: Modules it imports (from the ``bench`` extra), checked before anything runs.
     requires: tuple[str, ...] = ()
+    #: Whether it needs a PostgreSQL server (a store of that kind).
+    postgres: bool = False
+    #: The share of a workload's message count this system runs. The in-process rows with the
+    #: OpenTelemetry SDK are ~15x slower than the rest: a twentieth keeps their runs as long as
+    #: the others'. Rates are per message, so the rows stay comparable.
+    size_factor: float = 1.0
+
+    def size(self, n: int) -> int:
+        """How many messages this system runs where a workload asks for ``n``."""
+        return max(1, round(n * self.size_factor))
 
     def missing(self) -> list[str]:
         """The required modules that are not installed."""
@@ -73,6 +83,67 @@ SYSTEMS: dict[str, SystemInfo] = {
             False,
             "busline on the in-process memory transport (no broker)",
         ),
+        # -- the outbox (issue 5): busline on RabbitMQ, classic queues, with a store --------
+        SystemInfo(
+            "busline-sqlite",
+            "benchmarks.systems.busline_rabbit:BuslineRabbit",
+            True,
+            "busline on RabbitMQ (classic) with a SQLite outbox store, a fresh file per run",
+            (("queue_type", "classic"), ("store", "sqlite")),
+            requires=("aiormq", "aiosqlite"),
+        ),
+        SystemInfo(
+            "busline-postgresql",
+            "benchmarks.systems.busline_rabbit:BuslineRabbit",
+            True,
+            "busline on RabbitMQ (classic) with a PostgreSQL outbox store, a fresh schema per run",
+            (("queue_type", "classic"), ("store", "postgresql")),
+            requires=("aiormq", "asyncpg"),
+            postgres=True,
+        ),
+        # -- tracing (issue 6): the same bus with tracing off, or with the OpenTelemetry SDK ---
+        SystemInfo(
+            "busline-memory-untraced",
+            "benchmarks.systems.busline_memory:BuslineMemory",
+            False,
+            "busline-memory with tracing=False",
+            (("telemetry", "off"),),
+        ),
+        SystemInfo(
+            "busline-memory-otel",
+            "benchmarks.systems.busline_memory:BuslineMemory",
+            False,
+            "busline-memory with an SDK TracerProvider + BatchSpanProcessor (spans dropped "
+            "by the exporter)",
+            (("telemetry", "sdk"),),
+            requires=("opentelemetry.sdk",),
+            size_factor=0.05,
+        ),
+        SystemInfo(
+            "busline-memory-otel-metrics",
+            "benchmarks.systems.busline_memory:BuslineMemory",
+            False,
+            "busline-memory-otel plus an SDK MeterProvider (periodic reader, dropped)",
+            (("telemetry", "sdk+metrics"),),
+            requires=("opentelemetry.sdk",),
+            size_factor=0.05,
+        ),
+        SystemInfo(
+            "busline-untraced",
+            "benchmarks.systems.busline_rabbit:BuslineRabbit",
+            True,
+            "busline on RabbitMQ (classic) with tracing=False",
+            (("queue_type", "classic"), ("telemetry", "off")),
+            requires=("aiormq",),
+        ),
+        SystemInfo(
+            "busline-otel",
+            "benchmarks.systems.busline_rabbit:BuslineRabbit",
+            True,
+            "busline on RabbitMQ (classic) with an SDK TracerProvider + BatchSpanProcessor",
+            (("queue_type", "classic"), ("telemetry", "sdk")),
+            requires=("aiormq", "opentelemetry.sdk"),
+        ),
     )
 }
 
@@ -85,8 +156,32 @@ WORKLOAD_SYSTEMS: dict[str, tuple[str, ...]] = {
     "events": ("aio-pika", "faststream", "busline", "busline-quorum", "busline-memory"),
     "latency": ("aio-pika", "faststream", "busline", "busline-quorum", "busline-memory"),
     "memory": ("busline-memory",),
+    # Each run measures the relay and, on the same bus, direct publishing (the ratio's base).
+    "outbox-relay": ("busline-sqlite", "busline-postgresql"),
+    "outbox-handler": ("busline", "busline-sqlite", "busline-postgresql"),
+    # "busline-memory" and "busline" are busline's default (tracing=None) with no SDK installed.
+    "tracing": (
+        "busline-memory-untraced",
+        "busline-memory",
+        "busline-memory-otel",
+        "busline-memory-otel-metrics",
+    ),
+    "tracing-rabbit": ("busline-untraced", "busline", "busline-otel"),
     "rss": ("busline", "busline-memory"),
 }
+
+#: The row each workload's ratios are taken against (``vs_baseline``); plain aio-pika unless
+#: the workload compares busline with itself.
+WORKLOAD_BASELINES: dict[str, str] = {
+    "outbox-handler": "busline",
+    "tracing": "busline-memory-untraced",
+    "tracing-rabbit": "busline-untraced",
+}
+
+
+def baseline_of(workload: str) -> str:
+    """The system whose primary metric is the 1.00 of ``workload``'s ratios."""
+    return WORKLOAD_BASELINES.get(workload, BASELINE)
 
 
 def create(name: str) -> System:
@@ -98,4 +193,14 @@ def create(name: str) -> System:
     return system
 
 
-__all__ = ["BASELINE", "SYSTEMS", "WORKLOAD_SYSTEMS", "OnMessage", "System", "SystemInfo", "create"]
+__all__ = [
+    "BASELINE",
+    "SYSTEMS",
+    "WORKLOAD_BASELINES",
+    "WORKLOAD_SYSTEMS",
+    "OnMessage",
+    "System",
+    "SystemInfo",
+    "baseline_of",
+    "create",
+]

@@ -2,18 +2,27 @@
 
 busline's durability is built in: persistent messages, ``send``/``publish`` return after the
 publisher confirm, ack after the handler, durable queues. ``queue_type="classic"`` matches the
-other systems; the ``busline-quorum`` row runs busline's quorum default.
+other systems; the ``busline-quorum`` row runs busline's quorum default. The outbox rows
+(``busline-sqlite``, ``busline-postgresql``) and the tracing rows (``busline-untraced``,
+``busline-otel``) are this same system with ``store=`` or ``telemetry=``.
 """
 
 from __future__ import annotations
 
 from typing import Literal
 
+from benchmarks.stores import StoreKind
 from benchmarks.systems.busline_common import BuslineSystem
 
 
 class BuslineRabbit(BuslineSystem):
     """busline with ``amqp://`` URLs."""
 
-    def __init__(self, queue_type: Literal["classic", "quorum"] = "classic") -> None:
-        super().__init__(queue_type=queue_type)
+    def __init__(
+        self,
+        queue_type: Literal["classic", "quorum"] = "classic",
+        *,
+        store: StoreKind | None = None,
+        telemetry: str = "auto",
+    ) -> None:
+        super().__init__(store=store, telemetry=telemetry, queue_type=queue_type)
