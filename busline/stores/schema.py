@@ -133,12 +133,27 @@ _INDEXES = (
     "CREATE INDEX busline_inbox_processed_at ON busline_inbox (processed_at)",
 )
 
+_PENDING_BY_TRANSACTION = (
+    "CREATE INDEX busline_outbox_pending_tx ON busline_outbox (tx_id, position)"
+    " WHERE dispatched_at IS NULL"
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         1,
         "outbox and inbox",
         sqlite=(_OUTBOX_SQLITE, _INBOX.format(real="REAL"), *_INDEXES),
         postgres=(_OUTBOX_POSTGRES, _INBOX.format(real="DOUBLE PRECISION"), *_INDEXES),
+    ),
+    Migration(
+        2,
+        "index the pending rows of each transaction for the relay's claim",
+        # The claim asks, for each candidate row, whether an earlier row of its transaction is
+        # still pending. Without this index PostgreSQL, lacking statistics on a fresh table,
+        # scanned every pending row per candidate: 109 ms per claim with 5,000 pending (the
+        # state after an outage), 2 ms with it.
+        sqlite=(_PENDING_BY_TRANSACTION,),
+        postgres=(_PENDING_BY_TRANSACTION,),
     ),
 )
 

@@ -8,6 +8,7 @@ import sys
 
 from busline.cli import main
 from busline.stores import open_store
+from busline.stores.schema import LATEST_VERSION
 from tests.stores.test_relay import fill
 
 
@@ -20,7 +21,7 @@ async def test_outbox_reports_backlog_and_oldest_age(store_url, capsys):
     assert report["pending"] == 4
     assert report["failing"] == 0
     assert report["oldest_pending_age"] > 1_000_000  # the rows claim to be from 1970
-    assert report["schema_version"] == 1
+    assert report["schema_version"] == LATEST_VERSION
     assert "busline:busline@" not in report["store"]
 
     assert await _in_thread(main, ["outbox", "--store", store_url, "--max-age", "60"]) == 1
