@@ -25,7 +25,7 @@ from busline.envelope import (
     HEADER_ERROR_TRACEBACK,
     HEADER_ERROR_TYPE,
 )
-from busline.errors import FailureReason, Reject
+from busline.errors import FailureReason, Reject, qualified_name
 from busline.middleware import ConsumeNext
 from busline.registry import HandlerSpec
 from busline.retries import (
@@ -178,7 +178,7 @@ class Endpoint:
             HEADER_DELAYED_RETRIES: retry.round_number,
         }
         if cause is not None:
-            headers[HEADER_LAST_ERROR] = f"{_qualified_name(type(cause))}: {cause}"[:1000]
+            headers[HEADER_LAST_ERROR] = f"{qualified_name(type(cause))}: {cause}"[:1000]
         try:
             await delivery.defer(retry.delay, headers)
         except Exception:
@@ -248,7 +248,7 @@ class Endpoint:
             HEADER_ERROR_ATTEMPTS: delivery.envelope.attempt,
         }
         if isinstance(error, BaseException):
-            headers[HEADER_ERROR_TYPE] = _qualified_name(type(error))
+            headers[HEADER_ERROR_TYPE] = qualified_name(type(error))
             headers[HEADER_ERROR_MESSAGE] = str(error)[:2000]
             text = "".join(traceback.format_exception(error))
             headers[HEADER_ERROR_TRACEBACK] = text[-MAX_TRACEBACK_CHARS:]
@@ -256,8 +256,3 @@ class Endpoint:
             headers[HEADER_ERROR_TYPE] = error
             headers[HEADER_ERROR_MESSAGE] = detail[:2000]
         return headers
-
-
-def _qualified_name(cls: type[Any]) -> str:
-    module = cls.__module__
-    return cls.__qualname__ if module == "builtins" else f"{module}.{cls.__qualname__}"

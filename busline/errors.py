@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+from typing import Any
 
 
 class BuslineError(Exception):
@@ -46,3 +47,10 @@ class FailureReason(enum.StrEnum):
 
 class Reject(Exception):
     """Raise from a handler to send the message straight to the error queue, without retries."""
+
+
+def qualified_name(cls: type[Any]) -> str:
+    """An exception type's canonical name (``module.Class``; builtins by bare name), as written
+    to error headers and to spans' ``error.type``."""
+    module = cls.__module__
+    return cls.__qualname__ if module == "builtins" else f"{module}.{cls.__qualname__}"

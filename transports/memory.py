@@ -107,12 +107,6 @@ def broker_for(url: str) -> MemoryBroker:
     return broker
 
 
-def forget_broker(url: str) -> None:
-    """Discard a named broker and everything in it (tests use it to start clean)."""
-    parts = urlsplit(url)
-    _brokers.pop((parts.netloc + parts.path).strip("/"), None)
-
-
 class MemoryDelivery:
     """One delivered message; settled once through ack, dead_letter or defer."""
 

@@ -11,7 +11,7 @@ from opentelemetry import trace
 from opentelemetry.trace import Link, SpanKind
 
 from busline.context import Context, OutgoingMessage
-from busline.errors import FailureReason, Reject
+from busline.errors import FailureReason, Reject, qualified_name
 from busline.middleware import ConsumeNext, Middleware, PublishNext
 from busline.retries import RetryLater
 from busline.tracing import propagation, scope
@@ -22,7 +22,6 @@ from busline.tracing.telemetry import (
     ConsumerInfo,
     Telemetry,
     fail,
-    qualified_name,
 )
 
 

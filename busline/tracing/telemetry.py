@@ -15,6 +15,7 @@ from opentelemetry import metrics, trace
 from opentelemetry.context import Context
 from opentelemetry.trace import Link, SpanKind, Status, StatusCode
 
+from busline.errors import qualified_name
 from busline.messages import MessageKind
 from busline.tracing import propagation
 from busline.tracing import semconv as sc
@@ -55,12 +56,6 @@ def sdk_configured() -> bool:
         return True
     meter_provider = metrics.get_meter_provider()
     return not type(meter_provider).__module__.startswith("opentelemetry.metrics")
-
-
-def qualified_name(cls: type[Any]) -> str:
-    """The ``error.type`` of an exception class: its canonical, low-cardinality name."""
-    module = cls.__module__
-    return cls.__qualname__ if module == "builtins" else f"{module}.{cls.__qualname__}"
 
 
 class Telemetry:
@@ -308,6 +303,5 @@ __all__ = [
     "TraceMode",
     "check_trace_mode",
     "fail",
-    "qualified_name",
     "sdk_configured",
 ]
