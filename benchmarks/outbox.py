@@ -16,7 +16,8 @@ What is timed:
   (the relay marks rows dispatched after the broker confirmed them, once per round; a reader of
   its own polls the pending-rows index every 10 ms);
 - direct: ``n`` ``bus.send`` calls of the same payload with ``window`` in flight, as every other
-  workload sends, until the last is confirmed.
+  workload sends, until the last is confirmed. The relay's ``relay_window`` is set to the same
+  ``window``, so both phases have as many messages awaiting a confirm at most.
 
 Neither phase has a consumer: this is the publishing side alone, so neither pays for handlers.
 Each phase sends to a queue of its own, whose depth must then be exactly what it sent. Both
@@ -71,9 +72,11 @@ async def relay_vs_direct(
         stack.push_async_callback(system.stop)
         store = await system.open_store(topology)
         assert store is not None
-        bus = system.make_bus(
-            topology, store_settings=StoreSettings(relay_interval=IDLE, relay_max_backoff=IDLE)
+        # The relay gets the same window of unconfirmed messages as the direct sends.
+        relay_settings = StoreSettings(
+            relay_interval=IDLE, relay_max_backoff=IDLE, relay_window=spec.window
         )
+        bus = system.make_bus(topology, store_settings=relay_settings)
         stack.push_async_callback(bus.stop)
         # The writer: the same service and store, but on an in-process transport that it never
         # reaches (every publish is refused first), so nothing it commits leaves by itself.

@@ -42,7 +42,9 @@ class StoreSettings:
         dispatch_lease: Seconds the committing instance has to dispatch its rows itself before
             the relay may take them over (after a crash, the relay waits this long).
         relay_interval: Seconds the relay sleeps between polls when it found nothing to do.
-        relay_batch: Rows the relay dispatches per round.
+        relay_batch: Transactions the relay claims per round (with all their pending rows).
+        relay_window: Most messages the relay has in flight (sent, confirm awaited) at once,
+            across transactions; a transaction's own messages still go one after another.
         relay_max_backoff: Longest wait, in seconds, before retrying a row that failed to send.
         cleanup_interval: Seconds between two purges of expired inbox and outbox rows.
         pool_size: Most connections a PostgreSQL store opens (handlers each hold one while
@@ -54,6 +56,7 @@ class StoreSettings:
     dispatch_lease: float = 30.0
     relay_interval: float = 1.0
     relay_batch: int = 100
+    relay_window: int = 64
     relay_max_backoff: float = 30.0
     cleanup_interval: float = 60.0
     pool_size: int = 10
@@ -69,8 +72,9 @@ class StoreSettings:
         ):
             if getattr(self, name) <= 0:
                 raise ValueError(f"StoreSettings.{name} must be positive")
-        if self.relay_batch < 1 or self.pool_size < 1:
-            raise ValueError("StoreSettings.relay_batch and pool_size must be at least 1")
+        for name in ("relay_batch", "relay_window", "pool_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"StoreSettings.{name} must be at least 1")
 
 
 @dataclass(slots=True)
@@ -90,14 +94,15 @@ class OutboxRow:
 class Claim:
     """Rows a relay may dispatch now, in order (transaction by transaction, by position).
 
-    The relay fills in :attr:`sent` and at most one :attr:`failure`; the store records both
-    when the claim ends. Rows neither sent nor failed become available again.
+    The relay fills in :attr:`sent` and :attr:`failures` (at most one per transaction: a
+    transaction stops at its first failure); the store records both when the claim ends. Rows
+    neither sent nor failed become available again.
     """
 
     rows: list[OutboxRow]
     sent: list[int] = field(default_factory=list)
-    #: ``(row id, error text, retry at)`` of the row that could not be sent.
-    failure: tuple[int, str, float] | None = None
+    #: ``(row id, error text, retry at)`` of each row that could not be sent.
+    failures: list[tuple[int, str, float]] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)

@@ -176,9 +176,9 @@ class PostgresStore:
     async def _record(self, conn: asyncpg.Connection, claim: Claim, now: float) -> None:
         if claim.sent:
             await conn.execute(_MARK_SENT_IDS, now, claim.sent)
-        if claim.failure is not None:
-            row_id, error, retry_at = claim.failure
-            await conn.execute(_NOTE_FAILURE, error, retry_at, row_id)
+        if claim.failures:
+            failures = [(error, retry_at, row_id) for row_id, error, retry_at in claim.failures]
+            await conn.executemany(_NOTE_FAILURE, failures)
 
     async def purge(self, outbox_before: float, inbox_before: float, limit: int) -> int:
         """Delete expired dispatched rows and inbox records, at most ``limit`` of each."""

@@ -194,12 +194,13 @@ class SqliteStore:
                     f"UPDATE busline_outbox SET dispatched_at = ? WHERE id IN ({marks})",
                     (now, *claim.sent),
                 )
-            if claim.failure is not None:
-                row_id, error, retry_at = claim.failure
-                await conn.execute(sql.NOTE_FAILURE, (error, retry_at, row_id))
+            if claim.failures:
+                await conn.executemany(
+                    sql.NOTE_FAILURE,
+                    [(error, retry_at, row_id) for row_id, error, retry_at in claim.failures],
+                )
             done = set(claim.sent)
-            if claim.failure is not None:
-                done.add(claim.failure[0])
+            done.update(row_id for row_id, _, _ in claim.failures)
             rest = [row.id for row in claim.rows if row.id not in done]
             if rest:
                 marks = ", ".join("?" for _ in rest)

@@ -135,14 +135,22 @@ async def test_a_relay_sends_only_its_own_services_messages(store_url):
     assert sent[0].envelope.source == "shipping"
 
 
-class Latency(Middleware):
-    """A slow broker: every publish takes a few milliseconds; counts what this bus sent."""
+class BothSending(Middleware):
+    """Holds each bus's first publish until the other bus publishes too, so that two relays
+    really work on one backlog at once (neither drains it before the other starts); counts what
+    this bus sent."""
 
-    def __init__(self) -> None:
+    def __init__(self, arrived: list[BothSending], everyone: asyncio.Event) -> None:
         self.sent = 0
+        self._arrived = arrived
+        self._everyone = everyone
 
     async def on_publish(self, out, call_next):
-        await asyncio.sleep(0.002)
+        if self not in self._arrived:
+            self._arrived.append(self)
+            if len(self._arrived) == 2:
+                self._everyone.set()
+        await self._everyone.wait()
         await call_next(out)
         self.sent += 1
 
@@ -159,10 +167,11 @@ async def test_two_bus_instances_relay_a_backlog_each_message_once(make_store_bu
     assert await count(tables, "busline_outbox", "dispatched_at IS NULL") == 60
 
     settings = StoreSettings(relay_interval=0.02, relay_max_backoff=0.1, relay_batch=2)
-    latencies = [Latency(), Latency()]
+    arrived: list[BothSending] = []
+    everyone = asyncio.Event()
+    gates = [BothSending(arrived, everyone), BothSending(arrived, everyone)]
     instances = [
-        make_store_bus("orders", middleware=[latency], store_settings=settings)
-        for latency in latencies
+        make_store_bus("orders", middleware=[gate], store_settings=settings) for gate in gates
     ]
     worker = make_store_bus("workers", outage_switch=True)
     handled: dict[str, list[int]] = defaultdict(list)
@@ -182,4 +191,4 @@ async def test_two_bus_instances_relay_a_backlog_each_message_once(make_store_bu
     assert set(worker.transport.delivered.values()) == {1}, "a message was delivered twice"
     assert len(worker.transport.delivered) == 60
     assert all(seqs == [0, 1, 2] for seqs in handled.values()), handled
-    assert all(latency.sent > 0 for latency in latencies), "one instance did all the work"
+    assert all(gate.sent > 0 for gate in gates), "one instance did all the work"
