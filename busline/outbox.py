@@ -20,6 +20,7 @@ from busline.clock import Clock
 from busline.context import OutgoingMessage
 from busline.envelope import new_message_id
 from busline.inbox import check_retention, retry_window_of
+from busline.marking import DispatchMarker
 from busline.messages import Message
 from busline.relay import Relay, describe
 from busline.stores import (
@@ -65,6 +66,7 @@ class Outbox:
         self.settings = settings
         self._store: Store | None = None
         self._relay: Relay | None = None
+        self._marker: DispatchMarker | None = None
 
     def __repr__(self) -> str:
         return f"<Outbox {mask_url(self.url)!r}>"
@@ -94,6 +96,7 @@ class Outbox:
         store = open_store(self.url, self.settings)
         await store.open()
         self._store = store
+        self._marker = DispatchMarker(store, self._bus.clock)
         self._relay = Relay(
             self._bus.service, store, self._send_row, self._bus.clock, self.settings
         )
@@ -103,12 +106,15 @@ class Outbox:
     async def stop(self) -> None:
         """Stop the relay and close the store; failures are logged, not raised."""
         relay, self._relay = self._relay, None
+        marker, self._marker = self._marker, None
         store, self._store = self._store, None
         try:
             if relay is not None:
                 await relay.stop()
         except Exception:
             log.exception("the outbox relay did not stop cleanly")
+        if marker is not None:
+            await marker.close()
         try:
             if store is not None:
                 await store.close()
@@ -174,9 +180,10 @@ class Outbox:
             sent += 1
         now = self._bus.clock.now()
         try:
-            await store.settle(
-                tx_id, sent, now, describe(error) if error is not None else None, now
-            )
+            if error is None and self._marker is not None:
+                await self._marker.mark(tx_id)
+            else:
+                await store.settle(tx_id, sent, now, describe(error) if error else None, now)
         except Exception:
             log.warning(
                 "could not record the dispatch of outbox transaction %s; the relay will send "

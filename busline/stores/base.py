@@ -156,6 +156,10 @@ class Store(Protocol):
         dispatched; on ``error``, note it on the next row and leave the rest to the relay from
         ``retry_at`` on."""
 
+    async def mark_dispatched(self, tx_ids: list[str], now: float) -> None:
+        """Mark every row of these committed transactions dispatched (each had all its
+        messages confirmed), in one write."""
+
     def claim(
         self, source: str, now: float, limit: int, lease: float
     ) -> AbstractAsyncContextManager[Claim]:

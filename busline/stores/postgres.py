@@ -35,6 +35,10 @@ _SELECT_CLAIMED = (
     f"WHERE dispatched_at IS NULL AND tx_id = ANY($1::text[]) ORDER BY id FOR UPDATE"
 )
 _MARK_SENT = sql.numbered(sql.MARK_SENT)
+_MARK_TRANSACTIONS = (
+    "UPDATE busline_outbox SET dispatched_at = $1 "
+    "WHERE dispatched_at IS NULL AND tx_id = ANY($2::text[])"
+)
 _MARK_SENT_IDS = "UPDATE busline_outbox SET dispatched_at = $1 WHERE id = ANY($2::bigint[])"
 _NOTE_FAILURE = sql.numbered(sql.NOTE_FAILURE)
 _NOTE_FAILURE_AT = sql.numbered(sql.NOTE_FAILURE_AT)
@@ -146,6 +150,11 @@ class PostgresStore:
                     await conn.execute(_MARK_SENT, now, tx_id, sent)
                 await conn.execute(_NOTE_FAILURE_AT, error, tx_id, sent)
                 await conn.execute(_RELEASE_TRANSACTION, retry_at, tx_id)
+
+    async def mark_dispatched(self, tx_ids: list[str], now: float) -> None:
+        """Mark the transactions' rows dispatched, in one statement."""
+        async with self._get_pool().acquire() as conn:
+            await conn.execute(_MARK_TRANSACTIONS, now, tx_ids)
 
     @asynccontextmanager
     async def claim(

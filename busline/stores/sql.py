@@ -44,6 +44,11 @@ SELECT_PENDING_OF = (
     f"SELECT {READ_COLUMNS_SQL} FROM busline_outbox WHERE dispatched_at IS NULL AND tx_id IN "
 )
 
+#: Every row of the given transactions (all sent), completed with the ``IN`` list by the store.
+MARK_TRANSACTIONS = (
+    "UPDATE busline_outbox SET dispatched_at = ? WHERE dispatched_at IS NULL AND tx_id IN "
+)
+
 MARK_SENT = "UPDATE busline_outbox SET dispatched_at = ? WHERE tx_id = ? AND position < ?"
 
 NOTE_FAILURE = (

@@ -40,6 +40,10 @@ def sqlite_path(url: str) -> str:
     return path
 
 
+#: Most values bound in one ``IN (...)`` list: SQLite before 3.32 allows 999 parameters.
+MAX_PARAMETERS = 900
+
+
 class SqliteTransaction:
     """An open SQLite transaction; :attr:`connection` is the ``aiosqlite.Connection``."""
 
@@ -152,6 +156,14 @@ class SqliteStore:
             if error is not None:
                 await conn.execute(sql.NOTE_FAILURE_AT, (error, tx_id, sent))
                 await conn.execute(sql.RELEASE_TRANSACTION, (retry_at, tx_id))
+
+    async def mark_dispatched(self, tx_ids: list[str], now: float) -> None:
+        """Mark the transactions' rows dispatched, in one write transaction."""
+        async with self._write() as conn:
+            for start in range(0, len(tx_ids), MAX_PARAMETERS):
+                chunk = tx_ids[start : start + MAX_PARAMETERS]
+                marks = ", ".join("?" for _ in chunk)
+                await conn.execute(f"{sql.MARK_TRANSACTIONS}({marks})", (now, *chunk))
 
     @asynccontextmanager
     async def claim(
