@@ -50,6 +50,10 @@ class StoredMessage(Message, wire_name="busline.StoredMessage"):
     only the envelope (body included) was stored, not the Python object."""
 
 
+#: Shared by every row the relay sends (it holds nothing).
+_STORED = StoredMessage()
+
+
 class Outbox:
     """A bus's store, its outbox and its relay.
 
@@ -205,7 +209,7 @@ class Outbox:
                 self._relay.wake()
 
     async def _send_row(self, row: OutboxRow) -> None:
-        out = OutgoingMessage(row.kind, row.destination, StoredMessage(), row.envelope)
+        out = OutgoingMessage(row.kind, row.destination, _STORED, row.envelope)
         await self._bus.dispatch_outgoing([out])
 
     async def purge(self) -> int:

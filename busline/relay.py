@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import deque
 from collections.abc import Awaitable, Callable
 
 from busline.clock import Clock
@@ -113,33 +114,43 @@ class Relay:
             chains: dict[str, list[OutboxRow]] = {}
             for row in claim.rows:
                 chains.setdefault(row.tx_id, []).append(row)
-            if len(chains) == 1:
-                await self._send_chain(progress, claim.rows)
-            elif chains:
-                await asyncio.gather(
-                    *(self._send_chain(progress, rows) for rows in chains.values())
-                )
+            queue = deque(chains.values())
+            senders = min(settings.relay_window, len(queue))
+            if senders == 1:
+                await self._sender(progress, queue)
+            elif senders:
+                await asyncio.gather(*(self._sender(progress, queue) for _ in range(senders)))
             progress.finished()
         if claim.sent and not claim.failures:
             self._note_recovery(len(claim.sent))
         return len(claim.sent)
 
-    async def _send_chain(self, progress: _Progress, rows: list[OutboxRow]) -> None:
-        """Send one transaction's rows in order, each after the previous one is confirmed."""
+    async def _sender(self, progress: _Progress, chains: deque[list[OutboxRow]]) -> None:
+        """Send the round's transactions one after another, each holding a place in the relay's
+        window (one unconfirmed message at a time) until its last row is confirmed."""
+        while chains:
+            rows = chains.popleft()
+            async with self._window:
+                if not await self._send_chain(progress, rows):
+                    return
+
+    async def _send_chain(self, progress: _Progress, rows: list[OutboxRow]) -> bool:
+        """Send one transaction's rows in order, each after the previous one is confirmed;
+        ``False`` when the round must start nothing more (a failure, or stopping)."""
         claim, now = progress.claim, progress.now
         for row in rows:
-            async with self._window:
-                if self._stopping or claim.failures:
-                    return
-                progress.started()
-                try:
-                    await self._send(row)
-                except Exception as exc:
-                    error = describe(exc)
-                    claim.failures.append((row.id, error, now + self._backoff(row.attempts + 1)))
-                    self._note_failure(error, row)
-                    return
+            if self._stopping or claim.failures:
+                return False
+            progress.started()
+            try:
+                await self._send(row)
+            except Exception as exc:
+                error = describe(exc)
+                claim.failures.append((row.id, error, now + self._backoff(row.attempts + 1)))
+                self._note_failure(error, row)
+                return False
             claim.sent.append(row.id)
+        return True
 
     def _backoff(self, attempts: int) -> float:
         settings = self._settings

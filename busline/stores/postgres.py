@@ -30,9 +30,11 @@ MIGRATION_LOCK = 0x62_75_73_6C_69_6E_65
 _INSERT_OUTBOX = sql.numbered(sql.INSERT_OUTBOX)
 _INSERT_INBOX = sql.numbered(sql.INSERT_INBOX)
 _SELECT_HEADS = sql.numbered(sql.SELECT_HEADS) + " FOR UPDATE OF o SKIP LOCKED"
+#: Only each transaction's first pending row is locked: while it is, no other relay can see the
+#: transaction as due (its later rows are never heads while an earlier one is pending).
 _SELECT_CLAIMED = (
     f"SELECT {READ_COLUMNS_SQL} FROM busline_outbox "
-    f"WHERE dispatched_at IS NULL AND tx_id = ANY($1::text[]) ORDER BY id FOR UPDATE"
+    f"WHERE dispatched_at IS NULL AND tx_id = ANY($1::text[]) ORDER BY id"
 )
 _MARK_SENT = sql.numbered(sql.MARK_SENT)
 _MARK_TRANSACTIONS = (
