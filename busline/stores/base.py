@@ -38,7 +38,9 @@ class StoreSettings:
         inbox_retention: Seconds an inbox record (a processed idempotency key) is kept. A
             duplicate arriving later is processed again, so this must exceed the retry window.
         outbox_retention: Seconds a dispatched outbox row is kept (for inspection) before the
-            relay deletes it.
+            relay deletes it; ``0`` deletes each row as soon as it is sent, which spares the
+            database a row update per message (the relay's throughput gains most on
+            PostgreSQL) at the price of no record of what left.
         dispatch_lease: Seconds the committing instance has to dispatch its rows itself before
             the relay may take them over (after a crash, the relay waits this long).
         relay_interval: Seconds the relay sleeps between polls when it found nothing to do.
@@ -62,9 +64,10 @@ class StoreSettings:
     pool_size: int = 10
 
     def __post_init__(self) -> None:
+        if self.outbox_retention < 0:
+            raise ValueError("StoreSettings.outbox_retention must not be negative")
         for name in (
             "inbox_retention",
-            "outbox_retention",
             "dispatch_lease",
             "relay_interval",
             "relay_max_backoff",
@@ -75,6 +78,11 @@ class StoreSettings:
         for name in ("relay_batch", "relay_window", "pool_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"StoreSettings.{name} must be at least 1")
+
+    @property
+    def keeps_sent_rows(self) -> bool:
+        """Whether sent rows are marked dispatched and kept (else they are deleted at once)."""
+        return self.outbox_retention > 0
 
 
 @dataclass(slots=True)
@@ -153,12 +161,12 @@ class Store(Protocol):
         self, tx_id: str, sent: int, now: float, error: str | None, retry_at: float
     ) -> None:
         """After a committed transaction's own dispatch: mark its first ``sent`` rows
-        dispatched; on ``error``, note it on the next row and leave the rest to the relay from
-        ``retry_at`` on."""
+        dispatched (or delete them, with ``outbox_retention=0``); on ``error``, note it on the
+        next row and leave the rest to the relay from ``retry_at`` on."""
 
     async def mark_dispatched(self, tx_ids: list[str], now: float) -> None:
         """Mark every row of these committed transactions dispatched (each had all its
-        messages confirmed), in one write."""
+        messages confirmed), in one write (delete them, with ``outbox_retention=0``)."""
 
     def claim(
         self, source: str, now: float, limit: int, lease: float

@@ -42,6 +42,11 @@ _MARK_TRANSACTIONS = (
     "WHERE dispatched_at IS NULL AND tx_id = ANY($2::text[])"
 )
 _MARK_SENT_IDS = "UPDATE busline_outbox SET dispatched_at = $1 WHERE id = ANY($2::bigint[])"
+_DELETE_SENT = sql.numbered(sql.DELETE_SENT)
+_DELETE_TRANSACTIONS = (
+    "DELETE FROM busline_outbox WHERE dispatched_at IS NULL AND tx_id = ANY($1::text[])"
+)
+_DELETE_SENT_IDS = "DELETE FROM busline_outbox WHERE id = ANY($1::bigint[])"
 _NOTE_FAILURE = sql.numbered(sql.NOTE_FAILURE)
 _NOTE_FAILURE_AT = sql.numbered(sql.NOTE_FAILURE_AT)
 _RELEASE_TRANSACTION = sql.numbered(sql.RELEASE_TRANSACTION)
@@ -85,6 +90,7 @@ class PostgresStore:
     def __init__(self, url: str, settings: StoreSettings) -> None:
         self.url = url
         self._pool_size = settings.pool_size
+        self._keep_sent = settings.keeps_sent_rows
         self._pool: asyncpg.Pool | None = None
 
     def __repr__(self) -> str:
@@ -145,18 +151,29 @@ class PostgresStore:
         """Record the outcome of a transaction's own dispatch."""
         async with self._get_pool().acquire() as conn:
             if error is None:
-                await conn.execute(_MARK_SENT, now, tx_id, sent)
+                await self._settle_sent(conn, tx_id, sent, now)
                 return
             async with conn.transaction():
                 if sent:
-                    await conn.execute(_MARK_SENT, now, tx_id, sent)
+                    await self._settle_sent(conn, tx_id, sent, now)
                 await conn.execute(_NOTE_FAILURE_AT, error, tx_id, sent)
                 await conn.execute(_RELEASE_TRANSACTION, retry_at, tx_id)
 
+    async def _settle_sent(
+        self, conn: asyncpg.Connection, tx_id: str, sent: int, now: float
+    ) -> None:
+        if self._keep_sent:
+            await conn.execute(_MARK_SENT, now, tx_id, sent)
+        else:
+            await conn.execute(_DELETE_SENT, tx_id, sent)
+
     async def mark_dispatched(self, tx_ids: list[str], now: float) -> None:
-        """Mark the transactions' rows dispatched, in one statement."""
+        """Mark the transactions' rows dispatched (or delete them), in one statement."""
         async with self._get_pool().acquire() as conn:
-            await conn.execute(_MARK_TRANSACTIONS, now, tx_ids)
+            if self._keep_sent:
+                await conn.execute(_MARK_TRANSACTIONS, now, tx_ids)
+            else:
+                await conn.execute(_DELETE_TRANSACTIONS, tx_ids)
 
     @asynccontextmanager
     async def claim(
@@ -185,8 +202,10 @@ class PostgresStore:
                 await tr.commit()
 
     async def _record(self, conn: asyncpg.Connection, claim: Claim, now: float) -> None:
-        if claim.sent:
+        if claim.sent and self._keep_sent:
             await conn.execute(_MARK_SENT_IDS, now, claim.sent)
+        elif claim.sent:
+            await conn.execute(_DELETE_SENT_IDS, claim.sent)
         if claim.failures:
             failures = [(error, retry_at, row_id) for row_id, error, retry_at in claim.failures]
             await conn.executemany(_NOTE_FAILURE, failures)

@@ -51,6 +51,13 @@ MARK_TRANSACTIONS = (
 
 MARK_SENT = "UPDATE busline_outbox SET dispatched_at = ? WHERE tx_id = ? AND position < ?"
 
+#: With ``outbox_retention=0`` sent rows are deleted instead of marked: these take the place
+#: of :data:`MARK_TRANSACTIONS`, :data:`MARK_SENT` and the relay's mark by id (no time
+#: parameter).
+DELETE_TRANSACTIONS = "DELETE FROM busline_outbox WHERE dispatched_at IS NULL AND tx_id IN "
+
+DELETE_SENT = "DELETE FROM busline_outbox WHERE tx_id = ? AND position < ?"
+
 NOTE_FAILURE = (
     "UPDATE busline_outbox SET attempts = attempts + 1, last_error = ?, available_at = ? "
     "WHERE id = ?"

@@ -74,6 +74,7 @@ class SqliteStore:
         self.path = sqlite_path(url)
         self._conn: aiosqlite.Connection | None = None
         self._lock = asyncio.Lock()
+        self._keep_sent = settings.keeps_sent_rows
 
     def __repr__(self) -> str:
         return f"<SqliteStore {mask_url(self.url)!r}>"
@@ -151,8 +152,10 @@ class SqliteStore:
     ) -> None:
         """Record the outcome of a transaction's own dispatch."""
         async with self._write() as conn:
-            if sent:
+            if sent and self._keep_sent:
                 await conn.execute(sql.MARK_SENT, (now, tx_id, sent))
+            elif sent:
+                await conn.execute(sql.DELETE_SENT, (tx_id, sent))
             if error is not None:
                 await conn.execute(sql.NOTE_FAILURE_AT, (error, tx_id, sent))
                 await conn.execute(sql.RELEASE_TRANSACTION, (retry_at, tx_id))
@@ -163,7 +166,10 @@ class SqliteStore:
             for start in range(0, len(tx_ids), MAX_PARAMETERS):
                 chunk = tx_ids[start : start + MAX_PARAMETERS]
                 marks = ", ".join("?" for _ in chunk)
-                await conn.execute(f"{sql.MARK_TRANSACTIONS}({marks})", (now, *chunk))
+                if self._keep_sent:
+                    await conn.execute(f"{sql.MARK_TRANSACTIONS}({marks})", (now, *chunk))
+                else:
+                    await conn.execute(f"{sql.DELETE_TRANSACTIONS}({marks})", chunk)
 
     @asynccontextmanager
     async def claim(
@@ -200,12 +206,14 @@ class SqliteStore:
 
     async def _record(self, claim: Claim, now: float) -> None:
         async with self._write() as conn:
-            if claim.sent:
-                marks = ", ".join("?" for _ in claim.sent)
+            marks = ", ".join("?" for _ in claim.sent)
+            if claim.sent and self._keep_sent:
                 await conn.execute(
                     f"UPDATE busline_outbox SET dispatched_at = ? WHERE id IN ({marks})",
                     (now, *claim.sent),
                 )
+            elif claim.sent:
+                await conn.execute(f"DELETE FROM busline_outbox WHERE id IN ({marks})", claim.sent)
             if claim.failures:
                 await conn.executemany(
                     sql.NOTE_FAILURE,
