@@ -17,6 +17,7 @@ COLOURS = {
     "busline-memory": "#2ca02c",
     "busline-sqlite": "#9467bd",
     "busline-postgresql": "#8c564b",
+    "busline-postgresql-lean": "#c49c94",
     "busline-untraced": "#ff7f0e",
     "busline-otel": "#e377c2",
     "busline-memory-untraced": "#98df8a",

@@ -72,7 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--outbox-n",
         type=int,
-        default=5_000,
+        default=20_000,
         help="outbox-relay: messages in the backlog the relay drains (and sent directly)",
     )
     parser.add_argument(

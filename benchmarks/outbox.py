@@ -16,7 +16,9 @@ What is timed:
   (the relay marks rows dispatched after the broker confirmed them, once per round; a reader of
   its own polls the pending-rows index every 10 ms);
 - direct: ``n`` ``bus.send`` calls of the same payload with ``window`` in flight, as every other
-  workload sends, until the last is confirmed. The relay's ``relay_window`` is set to the same
+  workload sends, until the last is confirmed: half of them just before the relay drains, half
+  just after, so that a machine slowing down or speeding up during the run does not favour
+  either side. The relay's ``relay_window`` is set to the same
   ``window``, so both phases have as many messages awaiting a confirm at most.
 
 Neither phase has a consumer: this is the publishing side alone, so neither pays for handlers.
@@ -120,25 +122,33 @@ async def relay_vs_direct(
             await drive_window(send, 0, spec.warmup, spec.window)
         first = spec.warmup
 
+        async def direct(start: int, count: int) -> tuple[float, float]:
+            cpu_started = process_time()
+            began = perf_counter()
+            await drive_window(send, start, count, spec.window)
+            return perf_counter() - began, process_time() - cpu_started
+
         fill_s = await fill(first, spec.n)
+        half = spec.n // 2
         with probe():
+            # Direct sends before and after the relay (half each): drift of a noisy machine
+            # over the run weighs on both sides of the ratio alike.
+            direct_before_s, direct_before_cpu = await direct(first, half)
+
             cpu_started = process_time()
             started = perf_counter()
             finished = await drain()
             relay_cpu = process_time() - cpu_started
 
-            cpu_started = process_time()
-            direct_started = perf_counter()
-            await drive_window(send, first, spec.n, spec.window)
-            direct_finished = perf_counter()
-            direct_cpu = process_time() - cpu_started
+            direct_after_s, direct_after_cpu = await direct(first + half, spec.n - half)
 
     expected = spec.warmup + spec.n
     depths = await queue_depths(topology.url, (direct_queue, relay_queue))
     if any(depth != expected for depth in depths.values()):
         raise RuntimeError(f"expected {expected} messages in each queue, found {depths}")
     relay_s = finished - started
-    direct_s = direct_finished - direct_started
+    direct_s = direct_before_s + direct_after_s
+    direct_cpu = direct_before_cpu + direct_after_cpu
     relay_rate = spec.n / relay_s
     direct_rate = spec.n / direct_s
     return {

@@ -273,7 +273,8 @@ def _outbox_sections(summary: dict[str, Any], settings: dict[str, Any]) -> list[
             f"`bus.transaction()` ({settings.get('outbox_tx_size', '?')} per transaction), and "
             "its relay is stopped. The measured bus's relay is then woken and timed until no "
             "row is pending in the database; on the same bus, the same number of `bus.send` "
-            f"calls with {settings['window']} in flight is the base of the ratio (the relay's "
+            "calls (half just before the relay, half just after) with "
+            f"{settings['window']} in flight is the base of the ratio (the relay's "
             f"`relay_window` is set to the same {settings['window']}). Publishing "
             "only, no consumer; each queue's depth is checked afterwards. The ratio is taken "
             "per run, then the median.",

@@ -101,6 +101,15 @@ SYSTEMS: dict[str, SystemInfo] = {
             requires=("aiormq", "asyncpg"),
             postgres=True,
         ),
+        SystemInfo(
+            "busline-postgresql-lean",
+            "benchmarks.systems.busline_rabbit:BuslineRabbit",
+            True,
+            "busline-postgresql with outbox_retention=0: sent rows deleted, not kept",
+            (("queue_type", "classic"), ("store", "postgresql"), ("outbox_retention", 0)),
+            requires=("aiormq", "asyncpg"),
+            postgres=True,
+        ),
         # -- tracing (issue 6): the same bus with tracing off, or with the OpenTelemetry SDK ---
         SystemInfo(
             "busline-memory-untraced",
@@ -157,7 +166,7 @@ WORKLOAD_SYSTEMS: dict[str, tuple[str, ...]] = {
     "latency": ("aio-pika", "faststream", "busline", "busline-quorum", "busline-memory"),
     "memory": ("busline-memory",),
     # Each run measures the relay and, on the same bus, direct publishing (the ratio's base).
-    "outbox-relay": ("busline-sqlite", "busline-postgresql"),
+    "outbox-relay": ("busline-sqlite", "busline-postgresql", "busline-postgresql-lean"),
     "outbox-handler": ("busline", "busline-sqlite", "busline-postgresql"),
     # "busline-memory" and "busline" are busline's default (tracing=None) with no SDK installed.
     "tracing": (

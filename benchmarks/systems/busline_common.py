@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
+from dataclasses import replace
 from typing import Any
 
 from benchmarks.amqp_tools import queue_depths
@@ -20,7 +21,7 @@ from benchmarks.payload import CURRENCY, QUANTITY, SKU
 from benchmarks.spec import Topology
 from benchmarks.stores import BUSINESS_TABLE, INSERT_BUSINESS, BenchStore, StoreKind, fresh_store
 from benchmarks.systems.base import OnMessage
-from busline import Bus, Command, Context, Event
+from busline import Bus, Command, Context, Event, StoreSettings
 
 
 def message_types(topology: Topology) -> tuple[type[Command], type[Event]]:
@@ -81,13 +82,21 @@ class BuslineSystem:
     Args:
         store: ``"sqlite"`` or ``"postgresql"``: the bus gets a fresh outbox store of that kind.
         telemetry: One of :data:`benchmarks.otel.MODES` (``"auto"``: busline's default).
+        outbox_retention: ``StoreSettings.outbox_retention`` of the bus's store (``None``: the
+            default; ``0``: sent rows deleted at once).
         bus_options: Passed to ``Bus`` (``queue_type=...``).
     """
 
     def __init__(
-        self, *, store: StoreKind | None = None, telemetry: str = "auto", **bus_options: Any
+        self,
+        *,
+        store: StoreKind | None = None,
+        telemetry: str = "auto",
+        outbox_retention: float | None = None,
+        **bus_options: Any,
     ) -> None:
         self.store_kind = store
+        self.outbox_retention = outbox_retention
         self.telemetry_mode = telemetry
         self._bus_options = bus_options
         self._bus: Bus | None = None
@@ -133,6 +142,9 @@ class BuslineSystem:
         }
         if store is not None:
             merged.setdefault("store", store.url)
+            if self.outbox_retention is not None:
+                settings = merged.get("store_settings") or StoreSettings()
+                merged["store_settings"] = replace(settings, outbox_retention=self.outbox_retention)
         return Bus(topology.service, self.url_for(topology), **merged)
 
     async def start(self, topology: Topology, on_message: OnMessage) -> None:

@@ -24,5 +24,11 @@ class BuslineRabbit(BuslineSystem):
         *,
         store: StoreKind | None = None,
         telemetry: str = "auto",
+        outbox_retention: float | None = None,
     ) -> None:
-        super().__init__(store=store, telemetry=telemetry, queue_type=queue_type)
+        super().__init__(
+            store=store,
+            telemetry=telemetry,
+            outbox_retention=outbox_retention,
+            queue_type=queue_type,
+        )
