@@ -32,7 +32,7 @@ async def test_sent_rows_are_deleted_and_unsent_ones_wait_for_the_relay(make_sto
     async def charge(cmd: ChargeCard, ctx: Context) -> None:
         charged[cmd.order_id] += 1
 
-    @billing.command_handler
+    @billing.command_handler(prefetch=1)  # one at a time, so handled order is sent order
     async def step(cmd: Step, ctx: Context) -> None:
         steps.append((cmd.batch, cmd.seq))
 
