@@ -40,10 +40,6 @@ def sqlite_path(url: str) -> str:
     return path
 
 
-#: Most values bound in one ``IN (...)`` list: SQLite before 3.32 allows 999 parameters.
-MAX_PARAMETERS = 900
-
-
 class SqliteTransaction:
     """An open SQLite transaction; :attr:`connection` is the ``aiosqlite.Connection``."""
 
@@ -161,15 +157,13 @@ class SqliteStore:
                 await conn.execute(sql.RELEASE_TRANSACTION, (retry_at, tx_id))
 
     async def mark_dispatched(self, tx_ids: list[str], now: float) -> None:
-        """Mark the transactions' rows dispatched, in one write transaction."""
+        """Mark the transactions' rows dispatched (or delete them), in one write transaction."""
+        marks = ", ".join("?" for _ in tx_ids)
         async with self._write() as conn:
-            for start in range(0, len(tx_ids), MAX_PARAMETERS):
-                chunk = tx_ids[start : start + MAX_PARAMETERS]
-                marks = ", ".join("?" for _ in chunk)
-                if self._keep_sent:
-                    await conn.execute(f"{sql.MARK_TRANSACTIONS}({marks})", (now, *chunk))
-                else:
-                    await conn.execute(f"{sql.DELETE_TRANSACTIONS}({marks})", chunk)
+            if self._keep_sent:
+                await conn.execute(f"{sql.MARK_TRANSACTIONS}({marks})", (now, *tx_ids))
+            else:
+                await conn.execute(f"{sql.DELETE_TRANSACTIONS}({marks})", tx_ids)
 
     @asynccontextmanager
     async def claim(
