@@ -5,7 +5,8 @@ rest: rows a crash left behind (taken over once their ``dispatch_lease`` has pas
 could not be sent because the broker was unreachable (retried with a backoff per row, up to
 ``relay_max_backoff``). It polls; on PostgreSQL several relays (one per bus instance) share the
 work through row locks, so none sends a row another is sending. It sends many transactions'
-messages at once (a window of unconfirmed publishes), each transaction's in order. It keeps
+messages at once (a window of unconfirmed publishes), each transaction's in order, and claims
+the next rows while it sends, so the broker is never left waiting on the database. It keeps
 running through broker and database outages, logging when it starts and stops failing.
 """
 
@@ -27,15 +28,21 @@ SendRow = Callable[[OutboxRow], Awaitable[None]]
 #: Rows deleted per statement when purging, so a purge never holds locks for long.
 PURGE_BATCH = 1000
 
+#: Most claims a running relay holds at once: one sending, and the next ones claimed ahead so
+#: that their rows are queued before the senders run out of work.
+OPEN_CLAIMS = 3
+
 
 class Relay:
     """Polls the store for due outbox rows and sends them, oldest transaction first.
 
-    A round claims the pending rows of up to ``relay_batch`` transactions and sends them with up
-    to ``relay_window`` messages in flight across transactions; a transaction's own messages go
-    one after another, each once the previous one is confirmed, so their order holds. Rounds
-    overlap: the next one claims while the current one sends its last messages, so the broker
-    is not left idle while the relay waits for the database.
+    A round claims the pending rows of up to ``relay_batch`` transactions and queues each
+    transaction as a chain. Up to ``relay_window`` senders take chains from that queue, oldest
+    round first, so up to that many messages are in flight across transactions; a chain's
+    messages go one after another, each once the previous one is confirmed, so a transaction's
+    order holds. A round records its outcome once all its chains are done. While rounds send,
+    the relay already claims the next ones (up to :data:`OPEN_CLAIMS` claims held at once), so
+    the queue never runs dry while a claim waits for the database.
 
     Args:
         source: The service whose messages this relay sends (the envelope's source).
@@ -54,7 +61,9 @@ class Relay:
         self._send = send
         self._clock = clock
         self._settings = settings
-        self._window = asyncio.Semaphore(settings.relay_window)
+        #: Claimed chains not yet started, oldest round first.
+        self._queue: deque[_Chain] = deque()
+        self._senders: set[asyncio.Task[None]] = set()
         self._wakeup = asyncio.Event()
         self._stopped = asyncio.Event()
         self._stopping = False
@@ -85,9 +94,9 @@ class Relay:
         self._stopped.set()
         self._wakeup.set()
         _, pending = await asyncio.wait(tasks, timeout=grace_period)
-        for task in pending:
+        for task in (*pending, *self._senders):
             task.cancel()
-        for task in tasks:
+        for task in (*tasks, *self._senders):
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 
@@ -101,56 +110,68 @@ class Relay:
         """
         return await self._round(None)
 
-    async def _round(self, tail: asyncio.Event | None) -> int:
-        """One round; sets ``tail`` once few enough of its rows are left to start that the next
-        round should claim now."""
+    async def _round(self, queued: asyncio.Event | None) -> int:
+        """One round: claim, queue the claimed transactions as chains (then set ``queued``;
+        an empty claim just returns), wait until every chain is done, record the outcome."""
         settings = self._settings
         now = self._clock.now()
         claiming = self._store.claim(
             self.source, now, settings.relay_batch, settings.dispatch_lease
         )
         async with claiming as claim:
-            progress = _Progress(claim, now, tail, settings.relay_window)
+            if not claim.rows:
+                return 0
             chains: dict[str, list[OutboxRow]] = {}
             for row in claim.rows:
                 chains.setdefault(row.tx_id, []).append(row)
-            queue = deque(chains.values())
-            senders = min(settings.relay_window, len(queue))
-            if senders == 1:
-                await self._sender(progress, queue)
-            elif senders:
-                await asyncio.gather(*(self._sender(progress, queue) for _ in range(senders)))
-            progress.finished()
+            round_ = _Round(claim, now, len(chains))
+            self._queue.extend(_Chain(round_, rows) for rows in chains.values())
+            self._start_senders()
+            if queued is not None:
+                queued.set()
+            try:
+                await round_.done.wait()
+            finally:
+                # Cancelled (the relay stops): what is still queued is left to a later claim.
+                round_.abandoned = True
         if claim.sent and not claim.failures:
             self._note_recovery(len(claim.sent))
         return len(claim.sent)
 
-    async def _sender(self, progress: _Progress, chains: deque[list[OutboxRow]]) -> None:
-        """Send the round's transactions one after another, each holding a place in the relay's
-        window (one unconfirmed message at a time) until its last row is confirmed."""
-        while chains:
-            rows = chains.popleft()
-            async with self._window:
-                if not await self._send_chain(progress, rows):
-                    return
+    def _start_senders(self) -> None:
+        """Start senders until there is one per queued chain or the window is full."""
+        wanted = min(self._settings.relay_window, len(self._senders) + len(self._queue))
+        while len(self._senders) < wanted:
+            task = asyncio.create_task(self._sender(), name="busline:outbox-relay-sender")
+            self._senders.add(task)
+            task.add_done_callback(self._senders.discard)
 
-    async def _send_chain(self, progress: _Progress, rows: list[OutboxRow]) -> bool:
+    async def _sender(self) -> None:
+        """Send queued chains one after another until the queue is empty."""
+        queue = self._queue
+        while queue:
+            chain = queue.popleft()
+            try:
+                if not chain.round.abandoned:
+                    await self._send_chain(chain.round, chain.rows)
+            finally:
+                chain.round.chain_done()
+
+    async def _send_chain(self, round_: _Round, rows: list[OutboxRow]) -> None:
         """Send one transaction's rows in order, each after the previous one is confirmed;
-        ``False`` when the round must start nothing more (a failure, or stopping)."""
-        claim, now = progress.claim, progress.now
+        stop at a failure in the round (this chain's or another's) or when the relay stops."""
+        claim, now = round_.claim, round_.now
         for row in rows:
-            if self._stopping or claim.failures:
-                return False
-            progress.started()
+            if self._stopping or claim.failures or round_.abandoned:
+                return
             try:
                 await self._send(row)
             except Exception as exc:
                 error = describe(exc)
                 claim.failures.append((row.id, error, now + self._backoff(row.attempts + 1)))
                 self._note_failure(error, row)
-                return False
+                return
             claim.sent.append(row.id)
-        return True
 
     def _backoff(self, attempts: int) -> float:
         settings = self._settings
@@ -187,38 +208,37 @@ class Relay:
                 return removed
 
     async def _pump(self) -> None:
-        """Run rounds back to back, each starting when the previous one reaches its tail; at
-        most two are open at once (the locks or leases they hold stay bounded)."""
-        previous: asyncio.Task[int] | None = None
-        current: asyncio.Task[int] | None = None
+        """Claim rounds one after another, each as soon as the previous one's chains are
+        queued, with at most :data:`OPEN_CLAIMS` held at once; sleep when a round found nothing
+        to send (or sent nothing: the broker is down)."""
+        rounds: deque[asyncio.Task[int]] = deque()
         try:
             while not self._stopping:
-                tail = asyncio.Event()
-                current = asyncio.create_task(self._guarded_round(tail))
-                reached_tail = asyncio.create_task(tail.wait())
-                await asyncio.wait({current, reached_tail}, return_when=asyncio.FIRST_COMPLETED)
-                reached_tail.cancel()
-                sent = [] if previous is None else [await previous]
-                if current.done():
-                    sent.append(current.result())
-                    previous = None
-                else:
-                    previous = current
-                current = None
-                if 0 in sent:  # nothing was due, or everything failed: wait before claiming
+                queued = asyncio.Event()
+                current = asyncio.create_task(self._guarded_round(queued))
+                rounds.append(current)
+                # Claims run one at a time: the next waits until this one's rows are queued.
+                await _first_of(current, queued)
+                idle = False
+                for finished in [task for task in rounds if task.done()]:
+                    rounds.remove(finished)
+                    idle = idle or finished.result() == 0
+                while len(rounds) >= OPEN_CLAIMS:
+                    idle = await rounds.popleft() == 0 or idle
+                if idle:
                     await self._sleep(self._settings.relay_interval)
-            if previous is not None:
-                await previous
+            while rounds:
+                await rounds.popleft()
         finally:
-            for task in (previous, current):
-                if task is not None and not task.done():
+            for task in rounds:
+                if not task.done():
                     task.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
                         await task
 
-    async def _guarded_round(self, tail: asyncio.Event) -> int:
+    async def _guarded_round(self, queued: asyncio.Event) -> int:
         try:
-            return await self._round(tail)
+            return await self._round(queued)
         except Exception:
             log.warning("outbox relay round failed; retrying", exc_info=True)
             return 0
@@ -238,38 +258,42 @@ class Relay:
         self._wakeup.clear()
 
 
-class _Progress:
-    """How far a round has got: tells the relay when to claim the next round.
+class _Round:
+    """One claim being sent: done once each of its chains has been sent, failed or skipped."""
 
-    The next round claims once no more than half the round's rows (or a window's worth, if more)
-    are still to start, which leaves it the time of those sends to claim.
-    """
+    __slots__ = ("abandoned", "chains", "claim", "done", "now")
 
-    __slots__ = ("_left", "_tail", "_threshold", "claim", "now")
-
-    def __init__(self, claim: Claim, now: float, tail: asyncio.Event | None, window: int) -> None:
+    def __init__(self, claim: Claim, now: float, chains: int) -> None:
         self.claim = claim
         self.now = now
-        self._tail = tail
-        self._left = len(claim.rows)
-        self._threshold = max(window, self._left // 2)
-        self._check()
+        self.chains = chains
+        self.abandoned = False
+        self.done = asyncio.Event()
 
-    def started(self) -> None:
-        """One more row is being sent."""
-        self._left -= 1
-        self._check()
+    def chain_done(self) -> None:
+        """One more of the round's chains is over."""
+        self.chains -= 1
+        if self.chains <= 0:
+            self.done.set()
 
-    def finished(self) -> None:
-        """No more row of the round will start (sent, failed or stopping)."""
-        self._left = 0
-        self._check()
 
-    def _check(self) -> None:
-        # An empty claim never reaches its tail: the relay waits for the round to end, then
-        # sleeps instead of claiming again at once.
-        if self._tail is not None and self.claim.rows and self._left <= self._threshold:
-            self._tail.set()
+class _Chain:
+    """One transaction's claimed rows, to be sent in order."""
+
+    __slots__ = ("round", "rows")
+
+    def __init__(self, round_: _Round, rows: list[OutboxRow]) -> None:
+        self.round = round_
+        self.rows = rows
+
+
+async def _first_of(task: asyncio.Task[int], event: asyncio.Event) -> None:
+    """Wait until ``task`` is done or ``event`` is set, whichever comes first."""
+    waiter = asyncio.create_task(event.wait())
+    try:
+        await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        waiter.cancel()
 
 
 def describe(error: BaseException) -> str:

@@ -1,6 +1,7 @@
 """The relay sends many transactions at once: up to ``relay_window`` messages in flight, each
 transaction's own messages still in order; failures are recorded per transaction; and the
-background relay overlaps its rounds without ever holding more than two claims."""
+background relay claims ahead while it sends, oldest transactions first, without ever holding
+more than ``OPEN_CLAIMS`` claims."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import asyncio
 from collections import defaultdict
 
 from busline import StoreSettings
-from busline.relay import Relay
+from busline.relay import OPEN_CLAIMS, Relay
 from busline.stores import OutboxRow, Store, open_store
 from busline.testing import VirtualClock
 from tests.stores.test_relay import fill
@@ -22,8 +23,11 @@ class InFlight:
         self.now = 0
         self.most = 0
         self.sent: dict[str, list[int]] = defaultdict(list)
+        self.started: list[str] = []
 
     async def send(self, row: OutboxRow) -> None:
+        if row.position == 0:
+            self.started.append(row.tx_id)
         self.now += 1
         self.most = max(self.most, self.now)
         try:
@@ -115,7 +119,7 @@ class CountingStore:
         return Counted()
 
 
-async def test_the_background_relay_overlaps_two_rounds_at_most(store_url):
+async def test_the_background_relay_claims_ahead_and_sends_oldest_first(store_url):
     await fill(store_url, "orders", transactions=40, per_transaction=2)
     settings = StoreSettings(relay_batch=4, relay_interval=0.02)
     store = open_store(store_url, settings)
@@ -133,6 +137,8 @@ async def test_the_background_relay_overlaps_two_rounds_at_most(store_url):
     finally:
         await relay.stop()
         await store.close()
-    assert counting.most_open == 2, "rounds did not overlap, or more than two were open"
+    assert counting.most_open == OPEN_CLAIMS, "no claim ahead, or too many claims open"
+    # Transactions started in the order they were committed, across rounds.
+    assert broker.started == [f"t{t}" for t in range(40)]
     assert sum(map(len, broker.sent.values())) == 80
     assert all(positions == [0, 1] for positions in broker.sent.values())
