@@ -39,12 +39,17 @@ INSERT_BUSINESS: dict[StoreKind, str] = {
         f"INSERT INTO {BUSINESS_TABLE} (order_id, seq, sku, quantity) VALUES ($1, $2, $3, $4)"
     ),
 }
-#: Whether any committed outbox row of a service still waits to be sent. It reads the index of
-#: pending rows and stops at the first, so polling it while the relay works costs next to nothing.
+#: Whether any committed outbox transaction of a service still has messages to send. It reads
+#: the index of pending transactions and stops at the first, so polling it while the relay works
+#: costs next to nothing.
 _ANY_PENDING: dict[StoreKind, str] = {
-    "sqlite": "SELECT 1 FROM busline_outbox WHERE dispatched_at IS NULL AND source = ? LIMIT 1",
+    "sqlite": (
+        "SELECT 1 FROM busline_outbox_transactions "
+        "WHERE dispatched_at IS NULL AND source = ? LIMIT 1"
+    ),
     "postgresql": (
-        "SELECT 1 FROM busline_outbox WHERE dispatched_at IS NULL AND source = $1 LIMIT 1"
+        "SELECT 1 FROM busline_outbox_transactions "
+        "WHERE dispatched_at IS NULL AND source = $1 LIMIT 1"
     ),
 }
 

@@ -96,7 +96,8 @@ def as_text(report: dict[str, Any]) -> str:
     age = report["oldest_pending_age"]
     lines = [
         f"store:              {report['store']}",
-        f"pending:            {report['pending']} ({report['failing']} failed at least once)",
+        f"pending:            {report['pending']} message(s); {report['failing']} transaction(s) "
+        "failed at least once",
         f"oldest pending:     {'-' if age is None else f'{age:.1f}s ago'}",
         f"last error:         {report['last_error'] or '-'}",
         f"dispatched, kept:   {report['dispatched_retained']}",

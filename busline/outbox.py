@@ -33,7 +33,7 @@ from busline.stores import (
     check_store_url,
     open_store,
 )
-from busline.stores.rows import outbox_values
+from busline.stores.rows import outbox_values, transaction_values
 from busline.urls import mask_url
 
 if TYPE_CHECKING:
@@ -148,7 +148,7 @@ class Outbox:
             async with store.transaction() as tx:
                 yield tx
                 if outgoing:
-                    await tx.add_outbox(self._rows(tx_id, outgoing))
+                    await self._write_outbox(tx, tx_id, outgoing)
         except BaseException:
             outgoing.clear()
             raise
@@ -160,14 +160,21 @@ class Outbox:
         if committed:
             await self._dispatch_committed(store, tx_id, committed)
 
-    def _rows(self, tx_id: str, outgoing: list[OutgoingMessage]) -> list[tuple[object, ...]]:
+    async def _write_outbox(
+        self, tx: StoreTransaction, tx_id: str, outgoing: list[OutgoingMessage]
+    ) -> None:
         now = self._bus.clock.now()
         # The relay leaves the rows to this instance for a lease, then takes over.
         available_at = now + self.settings.dispatch_lease
-        return [
-            outbox_values(tx_id, i, out.kind, out.destination, out.envelope, now, available_at)
-            for i, out in enumerate(outgoing)
-        ]
+        # Every message of a transaction comes from this bus: its service is their source.
+        source = outgoing[0].envelope.source
+        await tx.add_outbox(
+            transaction_values(tx_id, source, len(outgoing), now, available_at),
+            [
+                outbox_values(tx_id, i, out.kind, out.destination, out.envelope, now)
+                for i, out in enumerate(outgoing)
+            ],
+        )
 
     async def _dispatch_committed(
         self, store: Store, tx_id: str, committed: list[OutgoingMessage]

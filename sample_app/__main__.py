@@ -115,7 +115,8 @@ def _read_back(data_dir: Path) -> tuple[dict[str, int], int]:
         with sqlite3.connect(path) as db:
             rows[table] = db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
             pending += db.execute(
-                "SELECT COUNT(*) FROM busline_outbox WHERE dispatched_at IS NULL"
+                "SELECT COALESCE(SUM(messages - sent), 0) FROM busline_outbox_transactions "
+                "WHERE dispatched_at IS NULL"
             ).fetchone()[0]
         db.close()
     return rows, pending

@@ -228,11 +228,11 @@ class BuslineSystem:
                 )
         if self.store is not None:
             rows = await self.store.count(BUSINESS_TABLE)
-            pending = await self.store.count("busline_outbox", "dispatched_at IS NULL")
+            pending = await self.store.count("busline_outbox_transactions", "dispatched_at IS NULL")
             if rows != self.handled:
                 problems.append(f"{rows} business rows for {self.handled} handled")
             if pending:
-                problems.append(f"{pending} outbox rows never sent")
+                problems.append(f"{pending} outbox transactions never sent")
         if problems:
             raise RuntimeError("outbox-handler outputs wrong: " + "; ".join(problems))
 

@@ -37,10 +37,9 @@ class StoreSettings:
     Args:
         inbox_retention: Seconds an inbox record (a processed idempotency key) is kept. A
             duplicate arriving later is processed again, so this must exceed the retry window.
-        outbox_retention: Seconds a dispatched outbox row is kept (for inspection) before the
-            relay deletes it; ``0`` deletes each row as soon as it is sent, which spares the
-            database a row update per message (the relay's throughput gains most on
-            PostgreSQL) at the price of no record of what left.
+        outbox_retention: Seconds a dispatched outbox transaction and its rows are kept (for
+            inspection) before the relay deletes them; ``0`` deletes rows as soon as they are
+            sent, leaving no record of what left.
         dispatch_lease: Seconds the committing instance has to dispatch its rows itself before
             the relay may take them over (after a crash, the relay waits this long).
         relay_interval: Seconds the relay sleeps between polls when it found nothing to do.
@@ -87,7 +86,7 @@ class StoreSettings:
 
 @dataclass(slots=True)
 class OutboxRow:
-    """One outgoing message as stored: where it goes, its full envelope, and its progress."""
+    """One outgoing message as stored: where it goes and its full envelope."""
 
     id: int
     tx_id: str
@@ -95,6 +94,7 @@ class OutboxRow:
     kind: MessageKind
     destination: str
     envelope: Envelope
+    #: Failed attempts so far at sending its transaction's next message (the backoff's base).
     attempts: int = 0
 
 
@@ -119,7 +119,7 @@ class OutboxStats:
 
     pending: int
     oldest_pending_at: float | None
-    #: Pending rows that failed at least once.
+    #: Transactions with pending messages whose sending failed at least once.
     failing: int
     last_error: str | None
     dispatched: int
@@ -137,8 +137,10 @@ class StoreTransaction(Protocol):
     async def claim_inbox(self, consumer: str, key: str, message_id: str, now: float) -> bool:
         """Record ``key`` as processed by ``consumer``; ``False`` if it already was."""
 
-    async def add_outbox(self, rows: list[tuple[Any, ...]]) -> None:
-        """Insert outbox rows (values in :data:`busline.stores.schema.OUTBOX_COLUMNS` order)."""
+    async def add_outbox(self, transaction: tuple[Any, ...], rows: list[tuple[Any, ...]]) -> None:
+        """Insert an outbox transaction and its rows (values in
+        :data:`busline.stores.schema.TRANSACTION_COLUMNS` and
+        :data:`busline.stores.schema.OUTBOX_COLUMNS` order)."""
 
 
 class Store(Protocol):
@@ -160,13 +162,13 @@ class Store(Protocol):
     async def settle(
         self, tx_id: str, sent: int, now: float, error: str | None, retry_at: float
     ) -> None:
-        """After a committed transaction's own dispatch: mark its first ``sent`` rows
-        dispatched (or delete them, with ``outbox_retention=0``); on ``error``, note it on the
-        next row and leave the rest to the relay from ``retry_at`` on."""
+        """After a committed transaction's own dispatch: record that its first ``sent`` rows
+        went (deleting them, with ``outbox_retention=0``); on ``error``, note it on the
+        transaction and leave the rest to the relay from ``retry_at`` on."""
 
     async def mark_dispatched(self, tx_ids: list[str], now: float) -> None:
-        """Mark every row of these committed transactions dispatched (each had all its
-        messages confirmed), in one write (delete them, with ``outbox_retention=0``)."""
+        """Mark these committed transactions dispatched (each had all its messages confirmed),
+        in one write (delete them and their rows, with ``outbox_retention=0``)."""
 
     def claim(
         self, source: str, now: float, limit: int, lease: float
@@ -177,8 +179,9 @@ class Store(Protocol):
         messages (another service sharing the database may use another broker)."""
 
     async def purge(self, outbox_before: float, inbox_before: float, limit: int) -> int:
-        """Delete up to ``limit`` dispatched outbox rows and inbox records older than the given
-        times; return how many rows went."""
+        """Delete the rows of up to ``limit`` outbox transactions dispatched before
+        ``outbox_before``, and up to ``limit`` inbox records older than ``inbox_before``; return
+        how many rows went."""
 
     async def stats(self) -> OutboxStats:
         """Backlog, failures and sizes."""

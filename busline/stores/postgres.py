@@ -1,10 +1,10 @@
 """The PostgreSQL store (asyncpg): the production store, ``postgresql://user:pass@host/db``.
 
-A connection pool serves handlers concurrently, each in its own transaction. Relays claim rows
-with ``FOR UPDATE SKIP LOCKED`` and hold the row locks while they send, so any number of relays
-(one per bus instance) never dispatch the same row at the same time. Query parameters of the URL
-other than asyncpg's own become server settings, e.g. ``?search_path=myschema`` to keep busline's
-tables in a schema.
+A connection pool serves handlers concurrently, each in its own transaction. Relays claim outbox
+transactions with ``FOR UPDATE SKIP LOCKED`` and hold the row locks while they send, so any
+number of relays (one per bus instance) never dispatch the same row at the same time. Query
+parameters of the URL other than asyncpg's own become server settings, e.g.
+``?search_path=myschema`` to keep busline's tables in a schema.
 """
 
 from __future__ import annotations
@@ -20,37 +20,36 @@ import asyncpg  # type: ignore[import-untyped]  # no stubs shipped
 
 from busline.stores import sql
 from busline.stores.base import Claim, OutboxStats, StoreError, StoreSettings
-from busline.stores.rows import READ_COLUMNS_SQL, in_dispatch_order, row_from_record
-from busline.stores.schema import VERSION_TABLE_POSTGRES, pending_migrations
+from busline.stores.progress import claim_outcome
+from busline.stores.rows import in_dispatch_order, row_from_record
+from busline.stores.schema import OUTBOX_READ_COLUMNS, VERSION_TABLE_POSTGRES, pending_migrations
 from busline.urls import mask_url
 
 #: ``pg_advisory_xact_lock`` key serializing migrations of one database ("busline" in ASCII).
 MIGRATION_LOCK = 0x62_75_73_6C_69_6E_65
 
 _INSERT_OUTBOX = sql.numbered(sql.INSERT_OUTBOX)
+_INSERT_TRANSACTION = sql.numbered(sql.INSERT_TRANSACTION)
 _INSERT_INBOX = sql.numbered(sql.INSERT_INBOX)
-_SELECT_HEADS = sql.numbered(sql.SELECT_HEADS) + " FOR UPDATE OF o SKIP LOCKED"
-#: Only each transaction's first pending row is locked: while it is, no other relay can see the
-#: transaction as due (its later rows are never heads while an earlier one is pending).
-_SELECT_CLAIMED = (
-    f"SELECT {READ_COLUMNS_SQL} FROM busline_outbox "
-    f"WHERE dispatched_at IS NULL AND tx_id = ANY($1::text[]) ORDER BY id"
-)
-_MARK_SENT = sql.numbered(sql.MARK_SENT)
-_MARK_TRANSACTIONS = (
-    "UPDATE busline_outbox SET dispatched_at = $1 "
-    "WHERE dispatched_at IS NULL AND tx_id = ANY($2::text[])"
-)
-_MARK_SENT_IDS = "UPDATE busline_outbox SET dispatched_at = $1 WHERE id = ANY($2::bigint[])"
-_DELETE_SENT = sql.numbered(sql.DELETE_SENT)
-_DELETE_TRANSACTIONS = (
-    "DELETE FROM busline_outbox WHERE dispatched_at IS NULL AND tx_id = ANY($1::text[])"
-)
-_DELETE_SENT_IDS = "DELETE FROM busline_outbox WHERE id = ANY($1::bigint[])"
+#: Due transactions, locked (skipping those other relays hold) until the claim ends, with their
+#: unsent rows, in one statement.
+_CLAIM = f"""
+WITH due AS ({sql.numbered(sql.SELECT_DUE)} FOR UPDATE SKIP LOCKED)
+SELECT {", ".join(f"o.{c}" for c in OUTBOX_READ_COLUMNS)}, due.attempts
+FROM due JOIN busline_outbox o ON o.tx_id = due.tx_id AND o.position >= due.sent"""
+_MARK_DISPATCHED = sql.numbered(sql.MARK_DISPATCHED).removesuffix("IN ") + "= ANY($2::text[])"
+_ADVANCE = sql.numbered(sql.ADVANCE)
 _NOTE_FAILURE = sql.numbered(sql.NOTE_FAILURE)
-_NOTE_FAILURE_AT = sql.numbered(sql.NOTE_FAILURE_AT)
-_RELEASE_TRANSACTION = sql.numbered(sql.RELEASE_TRANSACTION)
-_PURGE_OUTBOX = sql.numbered(sql.PURGE_OUTBOX)
+_DELETE_ROWS_OF = sql.DELETE_ROWS_OF.removesuffix("IN ") + "= ANY($1::text[])"
+_DELETE_TRANSACTIONS = sql.DELETE_TRANSACTIONS.removesuffix("IN ") + "= ANY($1::text[])"
+_DELETE_SENT_ROWS = sql.numbered(sql.DELETE_SENT_ROWS)
+#: Transactions and their rows go together, in one statement: a concurrent purge by another
+#: instance can then never leave rows without their transaction.
+_PURGE_OUTBOX = f"""
+WITH expired AS (
+  DELETE FROM busline_outbox_transactions
+  WHERE tx_id IN ({sql.numbered(sql.EXPIRED_TRANSACTIONS)}) RETURNING tx_id)
+DELETE FROM busline_outbox WHERE tx_id IN (SELECT tx_id FROM expired)"""
 _PURGE_INBOX = sql.numbered(sql.PURGE_INBOX)
 _RECORD_VERSION = sql.numbered(sql.RECORD_VERSION)
 
@@ -77,8 +76,9 @@ class PostgresTransaction:
         status = await self.connection.execute(_INSERT_INBOX, consumer, key, message_id, now)
         return _affected(status) == 1
 
-    async def add_outbox(self, rows: list[tuple[Any, ...]]) -> None:
-        """Insert outbox rows."""
+    async def add_outbox(self, transaction: tuple[Any, ...], rows: list[tuple[Any, ...]]) -> None:
+        """Insert an outbox transaction and its rows."""
+        await self.connection.execute(_INSERT_TRANSACTION, *transaction)
         await self.connection.executemany(_INSERT_OUTBOX, rows)
 
 
@@ -149,44 +149,39 @@ class PostgresStore:
         self, tx_id: str, sent: int, now: float, error: str | None, retry_at: float
     ) -> None:
         """Record the outcome of a transaction's own dispatch."""
-        async with self._get_pool().acquire() as conn:
-            if error is None:
-                await self._settle_sent(conn, tx_id, sent, now)
-                return
-            async with conn.transaction():
-                if sent:
-                    await self._settle_sent(conn, tx_id, sent, now)
-                await conn.execute(_NOTE_FAILURE_AT, error, tx_id, sent)
-                await conn.execute(_RELEASE_TRANSACTION, retry_at, tx_id)
-
-    async def _settle_sent(
-        self, conn: asyncpg.Connection, tx_id: str, sent: int, now: float
-    ) -> None:
-        if self._keep_sent:
-            await conn.execute(_MARK_SENT, now, tx_id, sent)
-        else:
-            await conn.execute(_DELETE_SENT, tx_id, sent)
+        if error is None:
+            await self.mark_dispatched([tx_id], now)
+            return
+        async with self._get_pool().acquire() as conn, conn.transaction():
+            await conn.execute(_NOTE_FAILURE, sent, retry_at, error, tx_id)
+            if sent and not self._keep_sent:
+                await conn.execute(_DELETE_SENT_ROWS, tx_id, sent)
 
     async def mark_dispatched(self, tx_ids: list[str], now: float) -> None:
-        """Mark the transactions' rows dispatched (or delete them), in one statement."""
+        """Mark the transactions dispatched (or delete them and their rows), in one write."""
         async with self._get_pool().acquire() as conn:
             if self._keep_sent:
-                await conn.execute(_MARK_TRANSACTIONS, now, tx_ids)
+                await conn.execute(_MARK_DISPATCHED, now, tx_ids)
             else:
-                await conn.execute(_DELETE_TRANSACTIONS, tx_ids)
+                async with conn.transaction():
+                    await self._delete(conn, tx_ids)
+
+    @staticmethod
+    async def _delete(conn: asyncpg.Connection, tx_ids: list[str]) -> None:
+        await conn.execute(_DELETE_ROWS_OF, tx_ids)
+        await conn.execute(_DELETE_TRANSACTIONS, tx_ids)
 
     @asynccontextmanager
     async def claim(
         self, source: str, now: float, limit: int, lease: float
     ) -> AsyncIterator[Claim]:
-        """Lock due transactions' pending rows (skipping rows other relays hold) for the whole
-        block, then record the outcome and commit, which releases them."""
+        """Lock due transactions (skipping those other relays hold) for the whole block, read
+        their unsent rows, then record the outcome and commit, which releases them."""
         async with self._get_pool().acquire() as conn:
             tr = conn.transaction()
             await tr.start()
             try:
-                heads = [row[0] for row in await conn.fetch(_SELECT_HEADS, source, now, limit)]
-                records = await conn.fetch(_SELECT_CLAIMED, heads) if heads else []
+                records = await conn.fetch(_CLAIM, source, now, limit)
             except BaseException:
                 await tr.rollback()
                 raise
@@ -202,16 +197,21 @@ class PostgresStore:
                 await tr.commit()
 
     async def _record(self, conn: asyncpg.Connection, claim: Claim, now: float) -> None:
-        if claim.sent and self._keep_sent:
-            await conn.execute(_MARK_SENT_IDS, now, claim.sent)
-        elif claim.sent:
-            await conn.execute(_DELETE_SENT_IDS, claim.sent)
-        if claim.failures:
-            failures = [(error, retry_at, row_id) for row_id, error, retry_at in claim.failures]
-            await conn.executemany(_NOTE_FAILURE, failures)
+        outcome = claim_outcome(claim)
+        if outcome.finished and self._keep_sent:
+            await conn.execute(_MARK_DISPATCHED, now, outcome.finished)
+        elif outcome.finished:
+            await self._delete(conn, outcome.finished)
+        if outcome.advanced:
+            await conn.executemany(_ADVANCE, [(sent, now, tx) for sent, tx in outcome.advanced])
+        if outcome.failed:
+            await conn.executemany(_NOTE_FAILURE, outcome.failed)
+        if not self._keep_sent:
+            progressed = [*outcome.advanced, *((sent, tx) for sent, _, _, tx in outcome.failed)]
+            await conn.executemany(_DELETE_SENT_ROWS, [(tx, sent) for sent, tx in progressed])
 
     async def purge(self, outbox_before: float, inbox_before: float, limit: int) -> int:
-        """Delete expired dispatched rows and inbox records, at most ``limit`` of each."""
+        """Delete expired dispatched transactions with their rows, and expired inbox records."""
         async with self._get_pool().acquire() as conn:
             removed = _affected(await conn.execute(_PURGE_OUTBOX, outbox_before, limit))
             removed += _affected(await conn.execute(_PURGE_INBOX, inbox_before, limit))

@@ -15,13 +15,17 @@ import msgspec
 from busline.envelope import Envelope
 from busline.messages import MessageKind
 from busline.stores.base import OutboxRow
-from busline.stores.schema import OUTBOX_READ_COLUMNS
 
 _headers_encoder = msgspec.json.Encoder()
 _headers_decoder = msgspec.json.Decoder(dict[str, Any])
 
-#: ``SELECT`` list for reading outbox rows back, matching :func:`row_from_record`.
-READ_COLUMNS_SQL = ", ".join(OUTBOX_READ_COLUMNS)
+
+def transaction_values(
+    tx_id: str, source: str, messages: int, now: float, available_at: float
+) -> tuple[Any, ...]:
+    """The values of an outbox transaction, in
+    :data:`~busline.stores.schema.TRANSACTION_COLUMNS` order."""
+    return (tx_id, source, messages, now, available_at)
 
 
 def outbox_values(
@@ -31,7 +35,6 @@ def outbox_values(
     destination: str,
     envelope: Envelope,
     now: float,
-    available_at: float,
 ) -> tuple[Any, ...]:
     """The values of one outbox row, in :data:`~busline.stores.schema.OUTBOX_COLUMNS` order."""
     return (
@@ -52,12 +55,12 @@ def outbox_values(
         _headers_encoder.encode(envelope.headers).decode(),
         bytes(envelope.body),
         now,
-        available_at,
     )
 
 
 def row_from_record(record: Sequence[Any]) -> OutboxRow:
-    """Rebuild a row read with :data:`READ_COLUMNS_SQL`."""
+    """Rebuild a row read with :data:`~busline.stores.sql.SELECT_UNSENT_OF` (its columns, then
+    its transaction's failure count)."""
     (
         row_id,
         tx_id,
@@ -77,7 +80,6 @@ def row_from_record(record: Sequence[Any]) -> OutboxRow:
         headers,
         body,
         _created_at,
-        _available_at,
         attempts,
     ) = record
     envelope = Envelope(

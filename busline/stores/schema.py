@@ -2,8 +2,8 @@
 
 Every table is prefixed ``busline_`` so it can live in the application's own database. Migrations
 are applied in order at start-up, in one transaction serialised between instances, recorded in
-``busline_schema_version``; applying them again is a no-op. Append new migrations (saga state
-will be version 2); never edit one that has shipped.
+``busline_schema_version``; applying them again is a no-op. Append new migrations; never edit
+one that has shipped.
 """
 
 from __future__ import annotations
@@ -37,6 +37,10 @@ CREATE TABLE IF NOT EXISTS busline_schema_version (
     applied_at DOUBLE PRECISION NOT NULL
 )"""
 
+#: The columns of an outbox transaction, in the order the stores insert them (``sent`` starts at
+#: 0, ``dispatched_at`` empty, ``attempts`` 0).
+TRANSACTION_COLUMNS = ("tx_id", "source", "messages", "created_at", "available_at")
+
 #: The envelope and routing columns of an outbox row, in the order the stores insert them.
 OUTBOX_COLUMNS = (
     "tx_id",
@@ -56,11 +60,10 @@ OUTBOX_COLUMNS = (
     "headers",
     "body",
     "created_at",
-    "available_at",
 )
 
-#: Columns read back for dispatch: the row id first, then as above, then the failure count.
-OUTBOX_READ_COLUMNS = ("id", *OUTBOX_COLUMNS, "attempts")
+#: Columns read back for dispatch: the row id first, then as above.
+OUTBOX_READ_COLUMNS = ("id", *OUTBOX_COLUMNS)
 
 _OUTBOX_SQLITE = """
 CREATE TABLE busline_outbox (
@@ -138,6 +141,69 @@ _PENDING_BY_TRANSACTION = (
     " WHERE dispatched_at IS NULL"
 )
 
+# ``seq`` orders transactions oldest first (their ids are random).
+_TRANSACTIONS_SQLITE = """
+CREATE TABLE busline_outbox_transactions (
+    seq INTEGER PRIMARY KEY,
+    tx_id TEXT NOT NULL UNIQUE,
+    source TEXT NOT NULL,
+    messages INTEGER NOT NULL,
+    sent INTEGER NOT NULL DEFAULT 0,
+    created_at REAL NOT NULL,
+    available_at REAL NOT NULL,
+    dispatched_at REAL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    last_error TEXT
+)"""
+
+_TRANSACTIONS_POSTGRES = """
+CREATE TABLE busline_outbox_transactions (
+    seq BIGINT GENERATED ALWAYS AS IDENTITY,
+    tx_id TEXT PRIMARY KEY,
+    source TEXT NOT NULL,
+    messages INTEGER NOT NULL,
+    sent INTEGER NOT NULL DEFAULT 0,
+    created_at DOUBLE PRECISION NOT NULL,
+    available_at DOUBLE PRECISION NOT NULL,
+    dispatched_at DOUBLE PRECISION,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    last_error TEXT
+)"""
+
+# Every transaction that has rows, with its progress: ``sent`` is its first row not dispatched
+# (they go in order), ``available_at`` its lease or backoff, ``attempts``/``last_error`` those of
+# the row at ``sent``. Rows of a transaction whose rows were deleted as sent
+# (``outbox_retention=0``) start above position 0, hence MAX(position) + 1.
+_TRANSACTIONS_FROM_ROWS = """
+INSERT INTO busline_outbox_transactions
+    (tx_id, source, messages, sent, created_at, available_at, dispatched_at, attempts, last_error)
+SELECT tx_id, MIN(source), MAX(position) + 1,
+       COALESCE(MIN(CASE WHEN dispatched_at IS NULL THEN position END), MAX(position) + 1),
+       MIN(created_at),
+       COALESCE(MAX(CASE WHEN dispatched_at IS NULL THEN available_at END), MAX(available_at)),
+       CASE WHEN COUNT(*) = COUNT(dispatched_at) THEN MAX(dispatched_at) END,
+       MAX(CASE WHEN dispatched_at IS NULL THEN attempts ELSE 0 END),
+       MAX(CASE WHEN dispatched_at IS NULL THEN last_error END)
+FROM busline_outbox GROUP BY tx_id ORDER BY MIN(id)"""
+
+_TRANSACTION_INDEXES = (
+    "CREATE INDEX busline_outbox_transactions_pending"
+    " ON busline_outbox_transactions (source, seq) WHERE dispatched_at IS NULL",
+    "CREATE INDEX busline_outbox_transactions_dispatched"
+    " ON busline_outbox_transactions (dispatched_at) WHERE dispatched_at IS NOT NULL",
+)
+
+# Progress now lives on the transaction: the row itself is written once and deleted once.
+_ROW_PROGRESS_OUT = (
+    "DROP INDEX busline_outbox_pending",
+    "DROP INDEX busline_outbox_dispatched",
+    "DROP INDEX busline_outbox_pending_tx",
+    "ALTER TABLE busline_outbox DROP COLUMN available_at",
+    "ALTER TABLE busline_outbox DROP COLUMN dispatched_at",
+    "ALTER TABLE busline_outbox DROP COLUMN attempts",
+    "ALTER TABLE busline_outbox DROP COLUMN last_error",
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         1,
@@ -154,6 +220,26 @@ MIGRATIONS: tuple[Migration, ...] = (
         # state after an outage), 2 ms with it.
         sqlite=(_PENDING_BY_TRANSACTION,),
         postgres=(_PENDING_BY_TRANSACTION,),
+    ),
+    Migration(
+        3,
+        "track outbox progress per transaction instead of per row",
+        # Marking a row dispatched rewrote the whole (wide) row and its index entries: on
+        # PostgreSQL the relay's biggest database cost. A transaction's rows now stay as
+        # written; a narrow row per transaction says how far its dispatch got. The relay claims
+        # due transactions from its own small index instead of searching the rows for heads.
+        sqlite=(
+            _TRANSACTIONS_SQLITE,
+            _TRANSACTIONS_FROM_ROWS,
+            *_TRANSACTION_INDEXES,
+            *_ROW_PROGRESS_OUT,
+        ),
+        postgres=(
+            _TRANSACTIONS_POSTGRES,
+            _TRANSACTIONS_FROM_ROWS,
+            *_TRANSACTION_INDEXES,
+            *_ROW_PROGRESS_OUT,
+        ),
     ),
 )
 

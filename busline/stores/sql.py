@@ -6,8 +6,7 @@ dialect can say (locking, array parameters) stays in that store's module.
 
 from __future__ import annotations
 
-from busline.stores.rows import READ_COLUMNS_SQL
-from busline.stores.schema import OUTBOX_COLUMNS
+from busline.stores.schema import OUTBOX_COLUMNS, OUTBOX_READ_COLUMNS, TRANSACTION_COLUMNS
 
 
 def numbered(sql: str) -> str:
@@ -24,72 +23,77 @@ INSERT_OUTBOX = (
     f"VALUES ({', '.join('?' for _ in OUTBOX_COLUMNS)})"
 )
 
+INSERT_TRANSACTION = (
+    f"INSERT INTO busline_outbox_transactions ({', '.join(TRANSACTION_COLUMNS)}) "
+    f"VALUES ({', '.join('?' for _ in TRANSACTION_COLUMNS)})"
+)
+
 INSERT_INBOX = (
     "INSERT INTO busline_inbox (consumer, idempotency_key, message_id, processed_at) "
     "VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING"
 )
 
-#: The first pending row of each of a service's transactions that is due, oldest first: a
-#: transaction's later rows wait until the earlier ones are dispatched (per-transaction order).
-SELECT_HEADS = """
-SELECT o.tx_id FROM busline_outbox o
-WHERE o.dispatched_at IS NULL AND o.source = ? AND o.available_at <= ?
-  AND NOT EXISTS (
-    SELECT 1 FROM busline_outbox p
-    WHERE p.tx_id = o.tx_id AND p.position < o.position AND p.dispatched_at IS NULL)
-ORDER BY o.id
+#: A service's due transactions, oldest first: ``(tx_id, sent, attempts)``.
+SELECT_DUE = """
+SELECT tx_id, sent, attempts FROM busline_outbox_transactions
+WHERE dispatched_at IS NULL AND source = ? AND available_at <= ?
+ORDER BY seq
 LIMIT ?"""
 
-SELECT_PENDING_OF = (
-    f"SELECT {READ_COLUMNS_SQL} FROM busline_outbox WHERE dispatched_at IS NULL AND tx_id IN "
+#: The rows of the given transactions still to send, with their transaction's failure count;
+#: the store completes the ``IN`` list.
+SELECT_UNSENT_OF = (
+    f"SELECT {', '.join(f'o.{c}' for c in OUTBOX_READ_COLUMNS)}, t.attempts "
+    "FROM busline_outbox o JOIN busline_outbox_transactions t ON t.tx_id = o.tx_id "
+    "WHERE o.position >= t.sent AND o.tx_id IN "
 )
 
-#: Every row of the given transactions (all sent), completed with the ``IN`` list by the store.
-MARK_TRANSACTIONS = (
-    "UPDATE busline_outbox SET dispatched_at = ? WHERE dispatched_at IS NULL AND tx_id IN "
+#: Every message of the given transactions was sent; the store completes the ``IN`` list.
+MARK_DISPATCHED = (
+    "UPDATE busline_outbox_transactions SET sent = messages, dispatched_at = ? "
+    "WHERE dispatched_at IS NULL AND tx_id IN "
 )
 
-MARK_SENT = "UPDATE busline_outbox SET dispatched_at = ? WHERE tx_id = ? AND position < ?"
+#: A transaction's messages before ``sent`` went; the rest is due again from ``available_at``.
+ADVANCE = "UPDATE busline_outbox_transactions SET sent = ?, available_at = ? WHERE tx_id = ?"
 
-#: With ``outbox_retention=0`` sent rows are deleted instead of marked: these take the place
-#: of :data:`MARK_TRANSACTIONS`, :data:`MARK_SENT` and the relay's mark by id (no time
-#: parameter).
-DELETE_TRANSACTIONS = "DELETE FROM busline_outbox WHERE dispatched_at IS NULL AND tx_id IN "
+#: Transactions due (again) from a time: a lease taken or ended. The store completes the list.
+RELEASE = "UPDATE busline_outbox_transactions SET available_at = ? WHERE tx_id IN "
 
-DELETE_SENT = "DELETE FROM busline_outbox WHERE tx_id = ? AND position < ?"
-
+#: As :data:`ADVANCE`, after the message at ``sent`` failed.
 NOTE_FAILURE = (
-    "UPDATE busline_outbox SET attempts = attempts + 1, last_error = ?, available_at = ? "
-    "WHERE id = ?"
+    "UPDATE busline_outbox_transactions "
+    "SET sent = ?, available_at = ?, attempts = attempts + 1, last_error = ? WHERE tx_id = ?"
 )
 
-NOTE_FAILURE_AT = (
-    "UPDATE busline_outbox SET attempts = attempts + 1, last_error = ? "
-    "WHERE tx_id = ? AND position = ?"
-)
+#: With ``outbox_retention=0`` sent rows are deleted instead of kept: a finished transaction
+#: with all its rows (the store completes the ``IN`` lists), the sent rows of an unfinished one.
+DELETE_ROWS_OF = "DELETE FROM busline_outbox WHERE tx_id IN "
+DELETE_TRANSACTIONS = "DELETE FROM busline_outbox_transactions WHERE tx_id IN "
+DELETE_SENT_ROWS = "DELETE FROM busline_outbox WHERE tx_id = ? AND position < ?"
 
-RELEASE_TRANSACTION = (
-    "UPDATE busline_outbox SET available_at = ? WHERE tx_id = ? AND dispatched_at IS NULL"
+#: Transactions dispatched before a time, at most so many: what a purge removes.
+EXPIRED_TRANSACTIONS = (
+    "SELECT tx_id FROM busline_outbox_transactions "
+    "WHERE dispatched_at IS NOT NULL AND dispatched_at < ? LIMIT ?"
 )
-
-PURGE_OUTBOX = """
-DELETE FROM busline_outbox WHERE id IN (
-  SELECT id FROM busline_outbox
-  WHERE dispatched_at IS NOT NULL AND dispatched_at < ? LIMIT ?)"""
 
 PURGE_INBOX = """
 DELETE FROM busline_inbox WHERE (consumer, idempotency_key) IN (
   SELECT consumer, idempotency_key FROM busline_inbox WHERE processed_at < ? LIMIT ?)"""
 
 STATS_PENDING = """
-SELECT COUNT(*), MIN(created_at), COALESCE(SUM(CASE WHEN attempts > 0 THEN 1 ELSE 0 END), 0)
-FROM busline_outbox WHERE dispatched_at IS NULL"""
+SELECT COALESCE(SUM(messages - sent), 0), MIN(created_at),
+       COALESCE(SUM(CASE WHEN attempts > 0 THEN 1 ELSE 0 END), 0)
+FROM busline_outbox_transactions WHERE dispatched_at IS NULL"""
 
 STATS_LAST_ERROR = """
-SELECT last_error FROM busline_outbox
-WHERE dispatched_at IS NULL AND last_error IS NOT NULL ORDER BY id DESC LIMIT 1"""
+SELECT last_error FROM busline_outbox_transactions
+WHERE dispatched_at IS NULL AND last_error IS NOT NULL ORDER BY seq DESC LIMIT 1"""
 
-STATS_DISPATCHED = "SELECT COUNT(*) FROM busline_outbox WHERE dispatched_at IS NOT NULL"
+STATS_DISPATCHED = """
+SELECT COUNT(*) FROM busline_outbox o
+JOIN busline_outbox_transactions t ON t.tx_id = o.tx_id WHERE o.position < t.sent"""
 
 STATS_INBOX = "SELECT COUNT(*) FROM busline_inbox"
 

@@ -23,6 +23,7 @@ import aiosqlite
 
 from busline.stores import sql
 from busline.stores.base import Claim, OutboxStats, StoreError, StoreSettings
+from busline.stores.progress import claim_outcome
 from busline.stores.rows import in_dispatch_order, row_from_record
 from busline.stores.schema import VERSION_TABLE_SQLITE, pending_migrations
 from busline.urls import mask_url
@@ -55,8 +56,9 @@ class SqliteTransaction:
         ) as cursor:
             return cursor.rowcount == 1
 
-    async def add_outbox(self, rows: list[tuple[Any, ...]]) -> None:
-        """Insert outbox rows."""
+    async def add_outbox(self, transaction: tuple[Any, ...], rows: list[tuple[Any, ...]]) -> None:
+        """Insert an outbox transaction and its rows."""
+        await self.connection.execute(sql.INSERT_TRANSACTION, transaction)
         await self.connection.executemany(sql.INSERT_OUTBOX, rows)
 
 
@@ -147,50 +149,46 @@ class SqliteStore:
         self, tx_id: str, sent: int, now: float, error: str | None, retry_at: float
     ) -> None:
         """Record the outcome of a transaction's own dispatch."""
+        if error is None:
+            await self.mark_dispatched([tx_id], now)
+            return
         async with self._write() as conn:
-            if sent and self._keep_sent:
-                await conn.execute(sql.MARK_SENT, (now, tx_id, sent))
-            elif sent:
-                await conn.execute(sql.DELETE_SENT, (tx_id, sent))
-            if error is not None:
-                await conn.execute(sql.NOTE_FAILURE_AT, (error, tx_id, sent))
-                await conn.execute(sql.RELEASE_TRANSACTION, (retry_at, tx_id))
+            await conn.execute(sql.NOTE_FAILURE, (sent, retry_at, error, tx_id))
+            if sent and not self._keep_sent:
+                await conn.execute(sql.DELETE_SENT_ROWS, (tx_id, sent))
 
     async def mark_dispatched(self, tx_ids: list[str], now: float) -> None:
-        """Mark the transactions' rows dispatched (or delete them), in one write transaction."""
-        marks = ", ".join("?" for _ in tx_ids)
+        """Mark the transactions dispatched (or delete them and their rows), in one write
+        transaction."""
         async with self._write() as conn:
-            if self._keep_sent:
-                await conn.execute(f"{sql.MARK_TRANSACTIONS}({marks})", (now, *tx_ids))
-            else:
-                await conn.execute(f"{sql.DELETE_TRANSACTIONS}({marks})", tx_ids)
+            await self._finish(conn, tx_ids, now)
+
+    async def _finish(self, conn: aiosqlite.Connection, tx_ids: list[str], now: float) -> None:
+        marks = _marks(tx_ids)
+        if self._keep_sent:
+            await conn.execute(f"{sql.MARK_DISPATCHED}({marks})", (now, *tx_ids))
+        else:
+            await conn.execute(f"{sql.DELETE_ROWS_OF}({marks})", tx_ids)
+            await conn.execute(f"{sql.DELETE_TRANSACTIONS}({marks})", tx_ids)
 
     @asynccontextmanager
     async def claim(
         self, source: str, now: float, limit: int, lease: float
     ) -> AsyncIterator[Claim]:
-        """Lease due rows to this relay for ``lease`` seconds, then record the outcome.
+        """Lease due transactions to this relay for ``lease`` seconds, then record the outcome.
 
         The lease (not a lock) is what keeps a relay in another process off these rows, so it
         must outlast sending them.
         """
         async with self._write() as conn:
-            heads = [
-                row[0]
-                for row in await conn.execute_fetchall(sql.SELECT_HEADS, (source, now, limit))
+            due = [
+                row[0] for row in await conn.execute_fetchall(sql.SELECT_DUE, (source, now, limit))
             ]
             records: list[Any] = []
-            if heads:
-                marks = ", ".join("?" for _ in heads)
-                records = list(
-                    await conn.execute_fetchall(f"{sql.SELECT_PENDING_OF}({marks})", heads)
-                )
-                ids = [record[0] for record in records]
-                await conn.execute(
-                    f"UPDATE busline_outbox SET available_at = ? WHERE id IN "
-                    f"({', '.join('?' for _ in ids)})",
-                    (now + lease, *ids),
-                )
+            if due:
+                marks = _marks(due)
+                records = list(await conn.execute_fetchall(f"{sql.SELECT_UNSENT_OF}({marks})", due))
+                await conn.execute(f"{sql.RELEASE}({marks})", (now + lease, *due))
         claim = Claim(in_dispatch_order([row_from_record(r) for r in records]))
         try:
             yield claim
@@ -199,35 +197,42 @@ class SqliteStore:
                 await self._record(claim, now)
 
     async def _record(self, claim: Claim, now: float) -> None:
+        outcome = claim_outcome(claim)
         async with self._write() as conn:
-            marks = ", ".join("?" for _ in claim.sent)
-            if claim.sent and self._keep_sent:
-                await conn.execute(
-                    f"UPDATE busline_outbox SET dispatched_at = ? WHERE id IN ({marks})",
-                    (now, *claim.sent),
-                )
-            elif claim.sent:
-                await conn.execute(f"DELETE FROM busline_outbox WHERE id IN ({marks})", claim.sent)
-            if claim.failures:
+            if outcome.finished:
+                await self._finish(conn, outcome.finished, now)
+            # Advanced and untouched transactions are due again now: their lease ends.
+            if outcome.advanced:
                 await conn.executemany(
-                    sql.NOTE_FAILURE,
-                    [(error, retry_at, row_id) for row_id, error, retry_at in claim.failures],
+                    sql.ADVANCE, [(sent, now, tx) for sent, tx in outcome.advanced]
                 )
-            done = set(claim.sent)
-            done.update(row_id for row_id, _, _ in claim.failures)
-            rest = [row.id for row in claim.rows if row.id not in done]
-            if rest:
-                marks = ", ".join("?" for _ in rest)
+            if outcome.untouched:
                 await conn.execute(
-                    f"UPDATE busline_outbox SET available_at = ? WHERE id IN ({marks})",
-                    (now, *rest),
+                    f"{sql.RELEASE}({_marks(outcome.untouched)})", (now, *outcome.untouched)
+                )
+            if outcome.failed:
+                await conn.executemany(sql.NOTE_FAILURE, outcome.failed)
+            if not self._keep_sent:
+                progressed = [*outcome.advanced, *((sent, tx) for sent, _, _, tx in outcome.failed)]
+                await conn.executemany(
+                    sql.DELETE_SENT_ROWS, [(tx, sent) for sent, tx in progressed]
                 )
 
     async def purge(self, outbox_before: float, inbox_before: float, limit: int) -> int:
-        """Delete expired dispatched rows and inbox records, at most ``limit`` of each."""
+        """Delete expired dispatched transactions with their rows, and expired inbox records."""
         async with self._write() as conn:
-            async with conn.execute(sql.PURGE_OUTBOX, (outbox_before, limit)) as cursor:
-                removed = cursor.rowcount
+            expired = [
+                row[0]
+                for row in await conn.execute_fetchall(
+                    sql.EXPIRED_TRANSACTIONS, (outbox_before, limit)
+                )
+            ]
+            removed = 0
+            if expired:
+                marks = _marks(expired)
+                async with conn.execute(f"{sql.DELETE_ROWS_OF}({marks})", expired) as cursor:
+                    removed = cursor.rowcount
+                await conn.execute(f"{sql.DELETE_TRANSACTIONS}({marks})", expired)
             async with conn.execute(sql.PURGE_INBOX, (inbox_before, limit)) as cursor:
                 removed += cursor.rowcount
         return removed
@@ -255,6 +260,11 @@ class SqliteStore:
         async with self._write() as conn:
             [(version,)] = await conn.execute_fetchall(sql.SCHEMA_VERSION)
         return int(version)
+
+
+def _marks(values: list[Any]) -> str:
+    """``?, ?, ...``: one placeholder per value, for an ``IN`` list."""
+    return ", ".join("?" for _ in values)
 
 
 async def _enable_wal(conn: aiosqlite.Connection, attempts: int = 100) -> None:

@@ -60,6 +60,23 @@ class Db:
     async def count(self, table: str, where: str = "TRUE", *params: Any) -> int:
         return int(await self.value(f"SELECT COUNT(*) FROM {table} WHERE {where}", *params))
 
+    async def pending(self) -> int:
+        """Outbox messages committed and not dispatched yet (every service)."""
+        return int(await self.value(PENDING))
+
+
+#: Messages not dispatched yet: each transaction's rows from ``sent`` on.
+PENDING = (
+    "SELECT COALESCE(SUM(messages - sent), 0) FROM busline_outbox_transactions "
+    "WHERE dispatched_at IS NULL"
+)
+
+
+async def pending(url: str) -> int:
+    """Outbox messages not dispatched yet, on a fresh connection."""
+    async with Db(url) as db:
+        return await db.pending()
+
 
 async def query(url: str, sql: str, *params: Any) -> list[tuple[Any, ...]]:
     """One query on a fresh connection."""

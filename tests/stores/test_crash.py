@@ -12,7 +12,7 @@ import pytest
 
 from busline import Context, Middleware
 from busline.testing import VirtualClock
-from tests.stores.db import count, query, run
+from tests.stores.db import count, pending, query, run
 from tests.stores.messages import ChargeCard, PlaceOrder
 from tests.support import eventually
 
@@ -64,7 +64,7 @@ async def test_crash_between_commit_and_publish_loses_nothing_and_repeats_nothin
     await asyncio.wait_for(freeze.frozen.wait(), 10)
     # Committed: the order and its pending outbox row are in the database.
     assert await count(tables, "orders") == 1
-    assert await count(tables, "busline_outbox", "dispatched_at IS NULL") == 1
+    assert await pending(tables) == 1
     await doomed.stop()  # the crash: the handler is cancelled mid-publish, nothing is acked
 
     # A new instance of the order service comes up after the dispatch lease has run out.
@@ -76,7 +76,7 @@ async def test_crash_between_commit_and_publish_loses_nothing_and_repeats_nothin
 
     async def done() -> bool:
         return (
-            await count(tables, "busline_outbox", "dispatched_at IS NULL") == 0
+            await pending(tables) == 0
             and await count(tables, "effects") >= 1
             and await count(tables, "busline_inbox", "consumer = ?", "stores.PlaceOrder") == 1
         )

@@ -64,13 +64,13 @@ async def test_business_inbox_and_outbox_rows_appear_together(make_store_bus, ta
             await asyncio.wait_for(gate.reached.wait(), 10)
             # Committed, not yet sent: all three rows, the outbox row still pending.
             assert await visible() == (1, 1, 1)
-            assert await db.count("busline_outbox", "dispatched_at IS NULL") == 1
+            assert await db.pending() == 1
             assert charged == []
             gate.opened.set()
             await eventually(lambda: charged == ["o-1"], what="the charge handled")
 
             async def marked() -> bool:
-                return await db.count("busline_outbox", "dispatched_at IS NULL") == 0
+                return await db.pending() == 0
 
             await eventually(marked, what="the outbox row marked dispatched")
 

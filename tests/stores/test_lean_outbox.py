@@ -48,9 +48,9 @@ async def test_sent_rows_are_deleted_and_unsent_ones_wait_for_the_relay(make_sto
                 await tx.send(Step(batch="outage", seq=seq))
 
         async def noted() -> bool:
-            return await count(tables, "busline_outbox", "last_error IS NOT NULL") == 1
+            return await count(tables, "busline_outbox_transactions", "last_error IS NOT NULL") == 1
 
-        await eventually(noted, what="the failure noted on the first row")
+        await eventually(noted, what="the failure noted on the transaction")
         assert await count(tables, "busline_outbox") == 3
 
         # The broker is back: the relay sends them in order and deletes their rows.
@@ -58,7 +58,8 @@ async def test_sent_rows_are_deleted_and_unsent_ones_wait_for_the_relay(make_sto
         await eventually(lambda: len(steps) == 3, what="the relay to send the steps")
 
         async def empty() -> bool:
-            return await count(tables, "busline_outbox") == 0
+            rows = await count(tables, "busline_outbox")
+            return rows + await count(tables, "busline_outbox_transactions") == 0
 
         await eventually(empty, what="every sent row deleted")
         stats = await web.outbox.store.stats()

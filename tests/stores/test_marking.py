@@ -9,7 +9,7 @@ import pytest
 from busline.marking import DispatchMarker
 from busline.stores import StoreError, open_store
 from busline.testing import VirtualClock
-from tests.stores.db import count
+from tests.stores.db import count, pending
 from tests.stores.test_relay import fill
 
 
@@ -42,8 +42,9 @@ async def test_concurrent_marks_share_writes_and_mark_every_row(store_url):
         await store.close()
     # The first mark was written alone at once; the eleven that came meanwhile share one write.
     assert writes == [["t0"], [f"t{t}" for t in range(1, 12)]]
-    assert await count(store_url, "busline_outbox", "dispatched_at IS NULL") == 0
-    assert await count(store_url, "busline_outbox", "dispatched_at = 5.0") == 24
+    assert await pending(store_url) == 0
+    assert await count(store_url, "busline_outbox_transactions", "dispatched_at = 5.0") == 12
+    assert await count(store_url, "busline_outbox") == 24
 
 
 async def test_a_failed_write_fails_every_mark_waiting_on_it(store_url):

@@ -11,9 +11,9 @@ from busline.envelope import new_message_id
 from busline.messages import MessageKind
 from busline.relay import Relay
 from busline.stores import OutboxRow, open_store
-from busline.stores.rows import outbox_values
+from busline.stores.rows import outbox_values, transaction_values
 from busline.testing import VirtualClock
-from tests.stores.db import count
+from tests.stores.db import pending
 from tests.stores.messages import Step
 from tests.support import eventually
 
@@ -34,10 +34,12 @@ async def fill(store_url: str, source: str, transactions: int, per_transaction: 
                     )
                     rows.append(
                         outbox_values(
-                            f"t{t}", seq, MessageKind.COMMAND, "stores.Step", envelope, 0.0, 0.0
+                            f"t{t}", seq, MessageKind.COMMAND, "stores.Step", envelope, 0.0
                         )
                     )
-                await tx.add_outbox(rows)
+                await tx.add_outbox(
+                    transaction_values(f"t{t}", source, per_transaction, 0.0, 0.0), rows
+                )
     finally:
         await store.close()
 
@@ -79,7 +81,7 @@ async def test_two_relays_at_once_send_every_row_once_in_order(store_url):
         by_transaction[row.tx_id].append(row.position)
     assert all(positions == [0, 1, 2] for positions in by_transaction.values())
     assert {name for name, _ in sent} == {"r0", "r1"}, "one relay did all the work"
-    assert await count(store_url, "busline_outbox", "dispatched_at IS NULL") == 0
+    assert await pending(store_url) == 0
 
 
 async def test_a_failing_row_backs_off_and_holds_back_only_its_transaction(store_url):
@@ -164,7 +166,7 @@ async def test_two_bus_instances_relay_a_backlog_each_message_once(make_store_bu
             async with producer.transaction() as tx:
                 for seq in range(3):
                     await tx.send(Step(batch=f"t{t}", seq=seq))
-    assert await count(tables, "busline_outbox", "dispatched_at IS NULL") == 60
+    assert await pending(tables) == 60
 
     settings = StoreSettings(relay_interval=0.02, relay_max_backoff=0.1, relay_batch=2)
     arrived: list[BothSending] = []
@@ -185,7 +187,7 @@ async def test_two_bus_instances_relay_a_backlog_each_message_once(make_store_bu
     await eventually(lambda: sum(map(len, handled.values())) >= 60, what="all 60 steps handled")
 
     async def drained() -> bool:
-        return await count(tables, "busline_outbox", "dispatched_at IS NULL") == 0
+        return await pending(tables) == 0
 
     await eventually(drained, what="every row marked dispatched")
     assert set(worker.transport.delivered.values()) == {1}, "a message was delivered twice"

@@ -8,7 +8,7 @@ from collections import Counter
 import pytest
 
 from busline import Context, NestedTransactionError, StoreError
-from tests.stores.db import Db, count, query, run
+from tests.stores.db import Db, count, pending, query, run
 from tests.stores.messages import ChargeCard, OrderPlaced, PlaceOrder
 from tests.support import eventually
 
@@ -34,8 +34,7 @@ async def test_writes_and_sends_commit_together(make_store_bus, tables):
     assert await count(tables, "orders") == 1
     rows = await query(
         tables,
-        "SELECT message_id, position, dispatched_at IS NOT NULL FROM busline_outbox "
-        "ORDER BY position",
+        "SELECT message_id, position FROM busline_outbox ORDER BY position",
     )
     assert rows[0][:2] == (message_id, 0)
     assert [row[1] for row in rows] == [0, 1]
@@ -115,11 +114,14 @@ async def test_commits_while_the_broker_is_down_and_sends_when_it_is_back(make_s
         async with Db(tables) as db:
 
             async def noted() -> bool:
-                return await db.count("busline_outbox", "last_error LIKE ?", "%outage%") == 2
+                failed = await db.count(
+                    "busline_outbox_transactions", "last_error LIKE ?", "%outage%"
+                )
+                return failed == 2
 
-            await eventually(noted, what="the failed attempts noted on the rows")
+            await eventually(noted, what="the failed attempts noted on the transactions")
             assert await db.count("orders") == 3
-            assert await db.count("busline_outbox", "dispatched_at IS NULL") == 2
+            assert await db.pending() == 2
         stats = await web.outbox.store.stats()
         assert (stats.pending, stats.failing) == (2, 2)
         assert "outage" in (stats.last_error or "")
@@ -133,7 +135,7 @@ async def test_commits_while_the_broker_is_down_and_sends_when_it_is_back(make_s
         )
 
         async def drained() -> bool:
-            return await count(tables, "busline_outbox", "dispatched_at IS NULL") == 0
+            return await pending(tables) == 0
 
         await eventually(drained, what="the outbox drained")
     assert charged == {"from-handler": 1, "from-web": 1, "during-outage": 1}
