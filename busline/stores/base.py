@@ -49,7 +49,8 @@ class StoreSettings:
         relay_max_backoff: Longest wait, in seconds, before retrying a row that failed to send.
         cleanup_interval: Seconds between two purges of expired inbox and outbox rows.
         pool_size: Most connections a PostgreSQL store opens (handlers each hold one while
-            they run). SQLite uses a single connection.
+            they run; a relay draining a backlog holds up to three, one per claim). SQLite uses
+            a single connection.
     """
 
     inbox_retention: float = 7 * 24 * 3600.0
