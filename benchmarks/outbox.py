@@ -12,9 +12,9 @@ relay idles (``relay_interval`` of an hour) until the workload wakes it.
 
 What is timed:
 
-- relay: from ``relay.wake()`` until no row of the service is pending any more in the database
-  (the relay marks rows dispatched after the broker confirmed them, once per round; a reader of
-  its own polls the pending-rows index every 10 ms);
+- relay: from ``relay.wake()`` until no message of the service is pending any more in the
+  database (the relay marks transactions dispatched after the broker confirmed their messages,
+  once per round; a reader of its own polls the index of pending transactions every 10 ms);
 - direct: ``n`` ``bus.send`` calls of the same payload with ``window`` in flight, as every other
   workload sends, until the last is confirmed: half of them just before the relay drains, half
   just after, so that a machine slowing down or speeding up during the run does not favour

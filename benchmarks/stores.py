@@ -98,8 +98,8 @@ class BenchStore:
         """Poll until ``source`` has no pending row, for at most ``within`` seconds; return the
         ``perf_counter()`` when seen.
 
-        The relay marks rows at the end of each round, so this sees the drain within one poll
-        interval (10 ms, against drains of seconds) of the relay's last commit.
+        The relay marks transactions dispatched at the end of each round, so this sees the drain
+        within one poll interval (10 ms, against drains of seconds) of the relay's last commit.
         """
         async with asyncio.timeout(within):
             while True:
