@@ -108,7 +108,10 @@ class Relay:
         transaction; no new message is started in the round after it, since the next one would
         most likely fail the same way (the broker is unreachable).
         """
-        return await self._round(None)
+        sent = await self._round(None)
+        if not self._tasks:  # not running in the background: its senders are this round's
+            await asyncio.gather(*self._senders)
+        return sent
 
     async def _round(self, queued: asyncio.Event | None) -> int:
         """One round: claim, queue the claimed transactions as chains (then set ``queued``;

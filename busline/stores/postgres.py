@@ -10,6 +10,7 @@ parameters of the URL other than asyncpg's own become server settings, e.g.
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -22,7 +23,13 @@ from busline.stores import sql
 from busline.stores.base import Claim, OutboxStats, StoreError, StoreSettings
 from busline.stores.progress import claim_outcome
 from busline.stores.rows import in_dispatch_order, row_from_record
-from busline.stores.schema import OUTBOX_READ_COLUMNS, VERSION_TABLE_POSTGRES, pending_migrations
+from busline.stores.schema import (
+    OUTBOX_COLUMNS,
+    OUTBOX_READ_COLUMNS,
+    TRANSACTION_COLUMNS,
+    VERSION_TABLE_POSTGRES,
+    pending_migrations,
+)
 from busline.urls import mask_url
 
 #: ``pg_advisory_xact_lock`` key serializing migrations of one database ("busline" in ASCII).
@@ -54,6 +61,26 @@ _PURGE_INBOX = sql.numbered(sql.PURGE_INBOX)
 _RECORD_VERSION = sql.numbered(sql.RECORD_VERSION)
 
 
+#: Most rows inserted with their transaction in one statement; more take two round trips.
+ONE_STATEMENT_ROWS = 16
+
+
+@functools.lru_cache(maxsize=ONE_STATEMENT_ROWS)
+def _insert_with_rows(rows: int) -> str:
+    """A transaction row and ``rows`` outbox rows in one statement: a handler's commit costs
+    one round trip for its outbox, whatever it sent."""
+    first = len(TRANSACTION_COLUMNS) + 1
+    width = len(OUTBOX_COLUMNS)
+    groups = ", ".join(
+        "(" + ", ".join(f"${first + row * width + column}" for column in range(width)) + ")"
+        for row in range(rows)
+    )
+    return (
+        f"WITH tx AS ({_INSERT_TRANSACTION}) "
+        f"INSERT INTO busline_outbox ({', '.join(OUTBOX_COLUMNS)}) VALUES {groups}"
+    )
+
+
 def _affected(status: str) -> int:
     """Rows affected, from a command status such as ``INSERT 0 1`` or ``DELETE 3``."""
     tail = status.rsplit(" ", 1)[-1]
@@ -77,7 +104,11 @@ class PostgresTransaction:
         return _affected(status) == 1
 
     async def add_outbox(self, transaction: tuple[Any, ...], rows: list[tuple[Any, ...]]) -> None:
-        """Insert an outbox transaction and its rows."""
+        """Insert an outbox transaction and its rows (in one round trip, unless many)."""
+        if len(rows) <= ONE_STATEMENT_ROWS:
+            values = [value for row in rows for value in row]
+            await self.connection.execute(_insert_with_rows(len(rows)), *transaction, *values)
+            return
         await self.connection.execute(_INSERT_TRANSACTION, *transaction)
         await self.connection.executemany(_INSERT_OUTBOX, rows)
 

@@ -51,10 +51,11 @@ class SqliteTransaction:
 
     async def claim_inbox(self, consumer: str, key: str, message_id: str, now: float) -> bool:
         """Record ``key`` for ``consumer``; ``False`` when it was already recorded."""
-        async with self.connection.execute(
-            sql.INSERT_INBOX, (consumer, key, message_id, now)
-        ) as cursor:
-            return cursor.rowcount == 1
+        # The change counter, read without a trip to the connection's thread (closing a cursor
+        # to read its rowcount would take one more): every handler with a store comes here.
+        changes = self.connection.total_changes
+        await self.connection.execute(sql.INSERT_INBOX, (consumer, key, message_id, now))
+        return self.connection.total_changes > changes
 
     async def add_outbox(self, transaction: tuple[Any, ...], rows: list[tuple[Any, ...]]) -> None:
         """Insert an outbox transaction and its rows."""

@@ -9,7 +9,7 @@ import pytest
 
 from busline import Context, NestedTransactionError, StoreError
 from tests.stores.db import Db, count, pending, query, run
-from tests.stores.messages import ChargeCard, OrderPlaced, PlaceOrder
+from tests.stores.messages import ChargeCard, OrderPlaced, PlaceOrder, Step
 from tests.support import eventually
 
 
@@ -140,3 +140,27 @@ async def test_commits_while_the_broker_is_down_and_sends_when_it_is_back(make_s
         await eventually(drained, what="the outbox drained")
     assert charged == {"from-handler": 1, "from-web": 1, "during-outage": 1}
     assert await count(tables, "effects") == 3
+
+
+async def test_a_large_transaction_commits_and_sends_every_message_in_order(make_store_bus, tables):
+    # More messages than PostgreSQL's single-statement insert takes: the other path.
+    web = make_store_bus("web")
+    worker = make_store_bus("worker")
+    steps: list[int] = []
+
+    @worker.command_handler(prefetch=1)  # one at a time, so handled order is sent order
+    async def step(cmd: Step) -> None:
+        steps.append(cmd.seq)
+
+    async with web, worker:
+        async with web.transaction() as tx:
+            for seq in range(40):
+                await tx.send(Step(batch="large", seq=seq))
+        assert await count(tables, "busline_outbox") == 40
+        await eventually(lambda: len(steps) == 40, what="every step handled")
+
+        async def marked() -> bool:
+            return await pending(tables) == 0
+
+        await eventually(marked, what="the transaction marked dispatched")
+    assert steps == list(range(40))
