@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.harness import TIMES
+from benchmarks.spec import WORKLOADS
 from benchmarks.systems import BASELINE, SYSTEMS, baseline_of
 
 COLOURS = {
@@ -26,18 +27,8 @@ COLOURS = {
 }
 
 
-PANELS = (
-    "commands",
-    "events",
-    "latency",
-    "memory",
-    "outbox-relay",
-    "outbox-handler",
-    "tracing",
-    "tracing-rabbit",
-    "rss",
-    "cpu",
-)
+#: One panel per workload, in the suite's order, then the CPU comparison.
+PANELS = (*WORKLOADS, "cpu")
 
 
 def _clean(value: Any) -> float:

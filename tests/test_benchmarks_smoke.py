@@ -236,21 +236,23 @@ def test_schedule_alternates_and_rotates() -> None:
     assert orders == [["a", "b", "c"], ["b", "c", "a"], ["c", "a", "b"]]
 
 
-def test_goals_report_pass_miss_and_not_measured() -> None:
-    def run(workload: str, system: str, **metrics: float) -> dict[str, Any]:
-        return {
-            "workload": workload,
-            "system": system,
-            "repeat": 0,
-            "ok": True,
-            "peak_rss_mb": 30.0,
-            "metrics": metrics,
-        }
+def bench_run(workload: str, system: str, **metrics: float) -> dict[str, Any]:
+    """One successful run's record, as the harness writes it."""
+    return {
+        "workload": workload,
+        "system": system,
+        "repeat": 0,
+        "ok": True,
+        "peak_rss_mb": 30.0,
+        "metrics": metrics,
+    }
 
+
+def test_goals_report_pass_miss_and_not_measured() -> None:
     runs = [
-        run("commands", "aio-pika", rate=1000.0, elapsed_s=1.0),
-        run("commands", "faststream", rate=800.0, elapsed_s=1.0),
-        run("commands", "busline", rate=1500.0, elapsed_s=1.0),
+        bench_run("commands", "aio-pika", rate=1000.0, elapsed_s=1.0),
+        bench_run("commands", "faststream", rate=800.0, elapsed_s=1.0),
+        bench_run("commands", "busline", rate=1500.0, elapsed_s=1.0),
     ]
     summary = summarise(runs)
     goals = {goal.goal: goal for goal in evaluate_goals(summary)}
@@ -266,22 +268,12 @@ def test_goals_report_pass_miss_and_not_measured() -> None:
 
 
 def test_outbox_and_tracing_goals() -> None:
-    def run(workload: str, system: str, **metrics: float) -> dict[str, Any]:
-        return {
-            "workload": workload,
-            "system": system,
-            "repeat": 0,
-            "ok": True,
-            "peak_rss_mb": 30.0,
-            "metrics": metrics,
-        }
-
     runs = [
-        run("outbox-relay", "busline-postgresql", relay_vs_direct=0.5),
-        run("outbox-relay", "busline-sqlite", relay_vs_direct=0.9),
-        run("tracing", "busline-memory-untraced", rate=100_000.0, traced=False),
-        run("tracing", "busline-memory", rate=97_000.0, traced=False),
-        run("tracing", "busline-memory-otel", rate=8_000.0, traced=True),
+        bench_run("outbox-relay", "busline-postgresql", relay_vs_direct=0.5),
+        bench_run("outbox-relay", "busline-sqlite", relay_vs_direct=0.9),
+        bench_run("tracing", "busline-memory-untraced", rate=100_000.0, traced=False),
+        bench_run("tracing", "busline-memory", rate=97_000.0, traced=False),
+        bench_run("tracing", "busline-memory-otel", rate=8_000.0, traced=True),
     ]
     summary = summarise(runs)
     goals = {goal.goal: goal for goal in evaluate_goals(summary)}

@@ -30,30 +30,18 @@ def message_types(topology: Topology) -> tuple[type[Command], type[Event]]:
     Made per run so that every run has its own queue and exchange, exactly the names the plain
     clients use (busline names a command's queue and an event's exchange after the wire name).
     """
-
-    class BenchCommand(Command, wire_name=topology.queue):
-        seq: int
-        sent_at: float
-        order_id: str
-        sku: str
-        quantity: int
-        currency: str
-
-    class BenchEvent(Event, wire_name=topology.exchange):
-        seq: int
-        sent_at: float
-        order_id: str
-        sku: str
-        quantity: int
-        currency: str
-
-    return BenchCommand, BenchEvent
+    return command_type(topology.queue), _payload_type(Event, topology.exchange)
 
 
 def command_type(wire_name: str) -> type[Command]:
     """A command type with the suite's payload, sent to the queue ``wire_name``."""
+    return _payload_type(Command, wire_name)
 
-    class BenchCommand(Command, wire_name=wire_name):
+
+def _payload_type(base: Any, wire_name: str) -> Any:
+    """A ``base`` (command or event) subclass with the suite's payload fields."""
+
+    class BenchMessage(base, wire_name=wire_name):  # type: ignore[misc, valid-type]
         seq: int
         sent_at: float
         order_id: str
@@ -61,7 +49,7 @@ def command_type(wire_name: str) -> type[Command]:
         quantity: int
         currency: str
 
-    return BenchCommand
+    return BenchMessage
 
 
 def payload(message_type: Any, seq: int, sent_at: float) -> Any:
