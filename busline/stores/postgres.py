@@ -237,9 +237,9 @@ class PostgresStore:
             await conn.executemany(_ADVANCE, [(sent, now, tx) for sent, tx in outcome.advanced])
         if outcome.failed:
             await conn.executemany(_NOTE_FAILURE, outcome.failed)
-        if not self._keep_sent:
-            progressed = [*outcome.advanced, *((sent, tx) for sent, _, _, tx in outcome.failed)]
-            await conn.executemany(_DELETE_SENT_ROWS, [(tx, sent) for sent, tx in progressed])
+        partly_sent = outcome.partly_sent()
+        if partly_sent and not self._keep_sent:
+            await conn.executemany(_DELETE_SENT_ROWS, partly_sent)
 
     async def purge(self, outbox_before: float, inbox_before: float, limit: int) -> int:
         """Delete expired dispatched transactions with their rows, and expired inbox records."""

@@ -26,6 +26,14 @@ class ClaimOutcome:
     #: Nothing sent, nothing failed.
     untouched: list[str] = field(default_factory=list)
 
+    def partly_sent(self) -> list[tuple[str, int]]:
+        """``(tx_id, sent)`` of the unfinished transactions: their rows below ``sent`` went
+        (possibly none), the rest wait."""
+        return [
+            *((tx_id, sent) for sent, tx_id in self.advanced),
+            *((tx_id, sent) for sent, _, _, tx_id in self.failed),
+        ]
+
 
 def claim_outcome(claim: Claim) -> ClaimOutcome:
     """Sort the claim's transactions by what happened to their rows."""

@@ -32,6 +32,7 @@ def test_each_transaction_lands_in_exactly_one_list():
     assert outcome.advanced == [(1, "stopped")]  # position 1 is the next to send
     assert outcome.failed == [(1, 7.5, "ConnectionError: down", "failed")]
     assert outcome.untouched == ["idle"]
+    assert outcome.partly_sent() == [("stopped", 1), ("failed", 1)]
 
 
 def test_a_failure_at_a_transactions_first_unsent_row_keeps_its_place():
