@@ -51,11 +51,12 @@ _DELETE_ROWS_OF = sql.DELETE_ROWS_OF.removesuffix("IN ") + "= ANY($1::text[])"
 _DELETE_TRANSACTIONS = sql.DELETE_TRANSACTIONS.removesuffix("IN ") + "= ANY($1::text[])"
 _DELETE_SENT_ROWS = sql.numbered(sql.DELETE_SENT_ROWS)
 #: Transactions and their rows go together, in one statement: a concurrent purge by another
-#: instance can then never leave rows without their transaction.
+#: instance can then never leave rows without their transaction. ``= ANY(ARRAY(...))`` looks each
+#: expired transaction up by key; ``IN (...)`` let the planner scan the whole table per batch.
 _PURGE_OUTBOX = f"""
 WITH expired AS (
   DELETE FROM busline_outbox_transactions
-  WHERE tx_id IN ({sql.numbered(sql.EXPIRED_TRANSACTIONS)}) RETURNING tx_id)
+  WHERE tx_id = ANY(ARRAY({sql.numbered(sql.EXPIRED_TRANSACTIONS)})) RETURNING tx_id)
 DELETE FROM busline_outbox WHERE tx_id IN (SELECT tx_id FROM expired)"""
 _PURGE_INBOX = sql.numbered(sql.PURGE_INBOX)
 _RECORD_VERSION = sql.numbered(sql.RECORD_VERSION)
