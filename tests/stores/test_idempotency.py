@@ -11,7 +11,7 @@ import pytest
 from busline import Bus, Context, Envelope, MemoryDeduplication, RetryPolicy, StoreSettings
 from busline.envelope import new_message_id
 from busline.testing import VirtualClock, memory_url
-from tests.stores.db import count, query, run
+from tests.stores.db import count, pending, query, run
 from tests.stores.messages import OrderPlaced, PlaceOrder
 from tests.support import eventually
 
@@ -168,12 +168,13 @@ async def test_expired_records_and_dispatched_rows_are_purged(make_store_bus, ta
             return await count(tables, "busline_outbox"), await count(tables, "busline_inbox")
 
         async def recorded() -> bool:
-            return await sizes() == (1, 1)
+            return await sizes() == (1, 1) and await pending(tables) == 0
 
-        await eventually(recorded, what="rows recorded")
+        await eventually(recorded, what="rows recorded and the transaction marked dispatched")
         clock.advance(601)
         assert await bus.outbox.purge() == 1  # the dispatched outbox row
         assert await sizes() == (0, 1)
+        assert await count(tables, "busline_outbox_transactions") == 0
         clock.advance(3000)
         assert await bus.outbox.purge() == 1  # the inbox record
         assert await sizes() == (0, 0)
