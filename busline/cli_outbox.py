@@ -16,6 +16,7 @@ import time
 from typing import Any
 
 from busline.stores import OutboxStats, StoreError, open_store
+from busline.stores.schema import LATEST_VERSION
 from busline.urls import mask_url
 
 HELP = "show the outbox backlog (pending messages, oldest pending age) of a store"
@@ -61,6 +62,14 @@ async def read_stats(url: str) -> OutboxStats:
     store = open_store(url)
     await store.open(migrate=False)
     try:
+        version = await store.schema_version()
+        if version < LATEST_VERSION:
+            # Its tables are not the ones this busline reads; say so rather than fail in SQL.
+            raise StoreError(
+                f"the database's busline schema is at version {version}, older than this "
+                f"busline's ({LATEST_VERSION}): start a bus of this version on it to migrate it "
+                f"(busline outbox only reads)"
+            )
         return await store.stats()
     finally:
         await store.close()

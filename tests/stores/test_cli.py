@@ -9,6 +9,7 @@ import sys
 from busline.cli import main
 from busline.stores import open_store
 from busline.stores.schema import LATEST_VERSION
+from tests.stores.test_migration_3 import database_at_version_2
 from tests.stores.test_relay import fill
 
 
@@ -41,6 +42,19 @@ async def test_outbox_on_an_empty_store_and_on_a_missing_one(store_url, capsys, 
     assert await _in_thread(main, ["outbox", "--store", missing]) == 2
     assert "cannot open" in capsys.readouterr().err
     assert not (tmp_path / "nowhere").exists()
+
+
+async def test_outbox_on_a_store_of_an_older_schema_says_so(store_url, capsys):
+    await database_at_version_2(store_url)
+    assert await _in_thread(main, ["outbox", "--store", store_url]) == 2
+    error = capsys.readouterr().err
+    assert f"at version 2, older than this busline's ({LATEST_VERSION})" in error
+    store = open_store(store_url)
+    await store.open(migrate=False)
+    try:
+        assert await store.schema_version() == 2  # read, never migrated
+    finally:
+        await store.close()
 
 
 def test_the_console_script_entry_point_runs(tmp_path):

@@ -25,7 +25,7 @@ _V2_COLUMNS = (
 )
 
 
-async def _database_at_version_2(url: str) -> None:
+async def database_at_version_2(url: str) -> None:
     """The schema as busline left it before migration 3, with rows in every state."""
     postgres = not url.startswith("sqlite")
     async with Db(url) as db:
@@ -86,7 +86,7 @@ async def _database_at_version_2(url: str) -> None:
 
 
 async def test_pending_messages_survive_migration_3_in_order(store_url):
-    await _database_at_version_2(store_url)
+    await database_at_version_2(store_url)
     store = open_store(store_url, StoreSettings(relay_interval=1.0))
     await store.open()
     try:
