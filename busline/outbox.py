@@ -189,12 +189,13 @@ class Outbox:
                 error = exc
                 break
             sent += 1
-        now = self._bus.clock.now()
         try:
-            if error is None and self._marker is not None:
-                await self._marker.mark(tx_id)
+            if error is None:
+                await self._mark_dispatched(tx_id)
             else:
-                await store.settle(tx_id, sent, now, describe(error) if error else None, now)
+                await store.note_failed_dispatch(
+                    tx_id, sent, describe(error), self._bus.clock.now()
+                )
         except Exception:
             log.warning(
                 "could not record the dispatch of outbox transaction %s; the relay will send "
@@ -214,6 +215,12 @@ class Outbox:
             )
             if self._relay is not None:
                 self._relay.wake()
+
+    async def _mark_dispatched(self, tx_id: str) -> None:
+        marker = self._marker
+        if marker is None:
+            raise StoreError("the outbox stopped before the dispatch could be recorded")
+        await marker.mark(tx_id)
 
     async def _send_row(self, row: OutboxRow) -> None:
         out = OutgoingMessage(row.kind, row.destination, _STORED, row.envelope)

@@ -160,12 +160,13 @@ class Store(Protocol):
     def transaction(self) -> AbstractAsyncContextManager[StoreTransaction]:
         """Open a transaction: commit when the block ends, roll back if it raises."""
 
-    async def settle(
-        self, tx_id: str, sent: int, now: float, error: str | None, retry_at: float
+    async def note_failed_dispatch(
+        self, tx_id: str, sent: int, error: str, retry_at: float
     ) -> None:
-        """After a committed transaction's own dispatch: record that its first ``sent`` rows
-        went (deleting them, with ``outbox_retention=0``); on ``error``, note it on the
-        transaction and leave the rest to the relay from ``retry_at`` on."""
+        """A committed transaction's own dispatch sent its first ``sent`` rows (deleted, with
+        ``outbox_retention=0``) and then failed with ``error``: note it on the transaction and
+        leave the rest to the relay from ``retry_at`` on. (A complete dispatch goes through
+        :meth:`mark_dispatched`.)"""
 
     async def mark_dispatched(self, tx_ids: list[str], now: float) -> None:
         """Mark these committed transactions dispatched (each had all its messages confirmed),

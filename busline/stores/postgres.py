@@ -177,13 +177,10 @@ class PostgresStore:
         async with self._get_pool().acquire() as conn, conn.transaction():
             yield PostgresTransaction(conn)
 
-    async def settle(
-        self, tx_id: str, sent: int, now: float, error: str | None, retry_at: float
+    async def note_failed_dispatch(
+        self, tx_id: str, sent: int, error: str, retry_at: float
     ) -> None:
-        """Record the outcome of a transaction's own dispatch."""
-        if error is None:
-            await self.mark_dispatched([tx_id], now)
-            return
+        """Record that a transaction's own dispatch stopped at a failure."""
         async with self._get_pool().acquire() as conn, conn.transaction():
             await conn.execute(_NOTE_FAILURE, sent, retry_at, error, tx_id)
             if sent and not self._keep_sent:

@@ -146,13 +146,10 @@ class SqliteStore:
         async with self._write() as conn:
             yield SqliteTransaction(conn)
 
-    async def settle(
-        self, tx_id: str, sent: int, now: float, error: str | None, retry_at: float
+    async def note_failed_dispatch(
+        self, tx_id: str, sent: int, error: str, retry_at: float
     ) -> None:
-        """Record the outcome of a transaction's own dispatch."""
-        if error is None:
-            await self.mark_dispatched([tx_id], now)
-            return
+        """Record that a transaction's own dispatch stopped at a failure."""
         async with self._write() as conn:
             await conn.execute(sql.NOTE_FAILURE, (sent, retry_at, error, tx_id))
             if sent and not self._keep_sent:
