@@ -25,7 +25,6 @@ from busline.stores.progress import claim_outcome
 from busline.stores.rows import in_dispatch_order, row_from_record
 from busline.stores.schema import (
     OUTBOX_COLUMNS,
-    OUTBOX_READ_COLUMNS,
     TRANSACTION_COLUMNS,
     VERSION_TABLE_POSTGRES,
     pending_migrations,
@@ -42,7 +41,7 @@ _INSERT_INBOX = sql.numbered(sql.INSERT_INBOX)
 #: unsent rows, in one statement.
 _CLAIM = f"""
 WITH due AS ({sql.numbered(sql.SELECT_DUE)} FOR UPDATE SKIP LOCKED)
-SELECT {", ".join(f"o.{c}" for c in OUTBOX_READ_COLUMNS)}, due.attempts
+SELECT {sql.ROW_COLUMNS}, due.attempts
 FROM due JOIN busline_outbox o ON o.tx_id = due.tx_id AND o.position >= due.sent"""
 _MARK_DISPATCHED = sql.numbered(sql.MARK_DISPATCHED).removesuffix("IN ") + "= ANY($2::text[])"
 _ADVANCE = sql.numbered(sql.ADVANCE)

@@ -40,10 +40,14 @@ WHERE dispatched_at IS NULL AND source = ? AND available_at <= ?
 ORDER BY seq
 LIMIT ?"""
 
+#: The read columns of an outbox row aliased ``o``, as :func:`~busline.stores.rows.row_from_record`
+#: takes them (followed by its transaction's failure count).
+ROW_COLUMNS = ", ".join(f"o.{column}" for column in OUTBOX_READ_COLUMNS)
+
 #: The rows of the given transactions still to send, with their transaction's failure count;
 #: the store completes the ``IN`` list.
 SELECT_UNSENT_OF = (
-    f"SELECT {', '.join(f'o.{c}' for c in OUTBOX_READ_COLUMNS)}, t.attempts "
+    f"SELECT {ROW_COLUMNS}, t.attempts "
     "FROM busline_outbox o JOIN busline_outbox_transactions t ON t.tx_id = o.tx_id "
     "WHERE o.position >= t.sent AND o.tx_id IN "
 )
