@@ -149,9 +149,9 @@ class ErrorQueue(Protocol):
 
 
 _ADMINS: dict[str, str] = {
-    "memory": "transports.memory_errors:MemoryErrorQueue",
-    "amqp": "transports.rabbitmq.error_admin:RabbitMQErrorQueue",
-    "amqps": "transports.rabbitmq.error_admin:RabbitMQErrorQueue",
+    "memory": "busline.transports.memory_errors:MemoryErrorQueue",
+    "amqp": "busline.transports.rabbitmq.error_admin:RabbitMQErrorQueue",
+    "amqps": "busline.transports.rabbitmq.error_admin:RabbitMQErrorQueue",
 }
 
 

@@ -110,9 +110,9 @@ class Transport(Protocol):
 TransportFactory = Callable[[str, TransportSettings], Transport]
 
 _FACTORIES: dict[str, str | TransportFactory] = {
-    "memory": "transports.memory:MemoryTransport",
-    "amqp": "transports.rabbitmq:RabbitMQTransport",
-    "amqps": "transports.rabbitmq:RabbitMQTransport",
+    "memory": "busline.transports.memory:MemoryTransport",
+    "amqp": "busline.transports.rabbitmq:RabbitMQTransport",
+    "amqps": "busline.transports.rabbitmq:RabbitMQTransport",
 }
 
 

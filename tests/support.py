@@ -7,8 +7,9 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from busline.transports.memory import broker_for
+
 from busline import Envelope
-from transports.memory import broker_for
 
 
 async def eventually(

@@ -7,7 +7,8 @@ from collections.abc import Iterable
 
 from busline.envelope import Envelope
 from busline.errorqueue import ParkedMessage, replay_headers, select
-from transports.memory import MemoryBroker, broker_for
+
+from .memory import MemoryBroker, broker_for
 
 
 class MemoryErrorQueue:

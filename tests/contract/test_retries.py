@@ -194,9 +194,10 @@ async def test_purge_empties_the_error_queue(make_bus, bus_url):
 
 
 async def test_memory_delay_is_held_by_the_transport_not_the_consumer():
+    from busline.transports.memory import broker_for
+
     from busline import Bus
     from busline.testing import memory_url
-    from transports.memory import broker_for
 
     clock = VirtualClock()
     url = memory_url()

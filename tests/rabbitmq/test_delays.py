@@ -7,14 +7,14 @@ import asyncio
 import time
 
 import pytest
+from busline.transports.rabbitmq import RabbitMQTransport
+from busline.transports.rabbitmq.delays import delay_name
 
 from busline import Bus, Context, RetryPolicy
 from busline.envelope import Envelope, new_message_id
 from busline.transport import ConsumerSpec, TransportSettings
 from tests.rabbitmq.helpers import PlaceOrder, ready_count, unacked_in_vhost
 from tests.support import eventually
-from transports.rabbitmq import RabbitMQTransport
-from transports.rabbitmq.delays import delay_name
 
 pytestmark = pytest.mark.rabbitmq
 

@@ -11,19 +11,19 @@ import aiormq
 import pamqp.frame
 import pytest
 from aiormq.abc import ChannelFrame
-from pamqp.commands import Basic
-
-from busline.envelope import Envelope
-from transports.rabbitmq.acks import AckTracker
-from transports.rabbitmq.delays import delay_level, delay_name, delay_queue_arguments
-from transports.rabbitmq.frames import basic_properties, envelope_properties, publish_frames
-from transports.rabbitmq.topology import queue_arguments
-from transports.rabbitmq.wire import (
+from busline.transports.rabbitmq.acks import AckTracker
+from busline.transports.rabbitmq.delays import delay_level, delay_name, delay_queue_arguments
+from busline.transports.rabbitmq.frames import basic_properties, envelope_properties, publish_frames
+from busline.transports.rabbitmq.topology import queue_arguments
+from busline.transports.rabbitmq.wire import (
     envelope_from,
     properties_for,
     republish_properties,
     wire_table,
 )
+from pamqp.commands import Basic
+
+from busline.envelope import Envelope
 
 MULTIPLE, SINGLE, NACK = 2, 1, 0
 

@@ -8,6 +8,7 @@ import logging
 import time
 
 import pytest
+from busline.transports.rabbitmq import RabbitMQTransport
 
 from busline import Bus, PublishTimeoutError
 from busline.envelope import Envelope, new_message_id
@@ -15,7 +16,6 @@ from busline.transport import ConsumerSpec, TransportSettings
 from tests.rabbitmq.helpers import PlaceOrder, ready_count
 from tests.servers import arestart_rabbitmq, astart_rabbitmq, astop_rabbitmq
 from tests.support import eventually, headers_of, take_from_queue
-from transports.rabbitmq import RabbitMQTransport
 
 pytestmark = pytest.mark.rabbitmq
 

@@ -7,11 +7,11 @@ import ssl
 
 import aiormq
 import pytest
+from busline.transports.rabbitmq import RabbitMQTransport
+from busline.transports.rabbitmq.config import ConnectionConfig
 
 from busline import Bus
 from busline.transport import TransportSettings
-from transports.rabbitmq import RabbitMQTransport
-from transports.rabbitmq.config import ConnectionConfig
 
 SECRET = "s3cret-Pa55"
 

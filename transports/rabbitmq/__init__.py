@@ -16,6 +16,6 @@ Modules, one concept each:
 - :mod:`.transport`: the composition, :class:`RabbitMQTransport`.
 """
 
-from transports.rabbitmq.transport import RabbitMQTransport
+from .transport import RabbitMQTransport
 
 __all__ = ["RabbitMQTransport"]

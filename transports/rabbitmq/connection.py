@@ -17,8 +17,9 @@ import aiormq
 from aiormq.abc import AbstractConnection
 
 from busline.errors import BuslineError
-from transports.rabbitmq.config import ConnectionConfig
-from transports.rabbitmq.sockets import CoalescingTransportFactory
+
+from .config import ConnectionConfig
+from .sockets import CoalescingTransportFactory
 
 log = logging.getLogger("busline.rabbitmq")
 

@@ -19,10 +19,11 @@ from pamqp.commands import Basic
 
 from busline.envelope import Envelope, new_message_id
 from busline.transport import ConsumerSpec, DeliveryCallback
-from transports.rabbitmq.acks import CHANNEL_GONE, AckTracker
-from transports.rabbitmq.delivery import DeliveryChannel, RabbitMQDelivery, Republisher
-from transports.rabbitmq.topology import Topology, TopologyError
-from transports.rabbitmq.wire import envelope_from
+
+from .acks import CHANNEL_GONE, AckTracker
+from .delivery import DeliveryChannel, RabbitMQDelivery, Republisher
+from .topology import Topology, TopologyError
+from .wire import envelope_from
 
 log = logging.getLogger("busline.rabbitmq")
 

@@ -27,9 +27,10 @@ from typing import Any
 from pamqp.commands import Basic
 
 from busline.transport import QueueType
-from transports.rabbitmq.frames import basic_properties
-from transports.rabbitmq.publisher import Publisher
-from transports.rabbitmq.topology import Topology
+
+from .frames import basic_properties
+from .publisher import Publisher
+from .topology import Topology
 
 DELAY_PREFIX = "busline.delay."
 

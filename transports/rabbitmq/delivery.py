@@ -16,8 +16,9 @@ from typing import Any, Protocol
 from pamqp.commands import Basic
 
 from busline.envelope import Envelope
-from transports.rabbitmq.acks import AckTracker
-from transports.rabbitmq.wire import republish_properties
+
+from .acks import AckTracker
+from .wire import republish_properties
 
 log = logging.getLogger("busline.rabbitmq")
 

@@ -18,7 +18,8 @@ from pamqp.commands import Basic
 from pamqp.encode import encode_table_value
 
 from busline.envelope import CONTENT_TYPE_JSON, Envelope
-from transports.rabbitmq.wire import PERSISTENT, wire_table
+
+from .wire import PERSISTENT, wire_table
 
 _FRAME_END = b"\xce"
 _METHOD, _HEADER, _BODY = 1, 2, 3

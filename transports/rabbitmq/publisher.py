@@ -24,10 +24,11 @@ from aiormq import Channel
 from aiormq.abc import AbstractConnection, ChannelFrame
 
 from busline.errors import PublishError, PublishTimeoutError, UnroutableError
-from transports.rabbitmq.acks import CHANNEL_GONE
-from transports.rabbitmq.connection import ConnectionManager, TransportClosedError
-from transports.rabbitmq.frames import publish_frames
-from transports.rabbitmq.topology import TopologyError
+
+from .acks import CHANNEL_GONE
+from .connection import ConnectionManager, TransportClosedError
+from .frames import publish_frames
+from .topology import TopologyError
 
 log = logging.getLogger("busline.rabbitmq")
 

@@ -11,14 +11,15 @@ from pamqp.commands import Basic
 
 from busline.envelope import Envelope
 from busline.transport import ConsumerSpec, DeliveryCallback, TransportSettings
-from transports.rabbitmq.acks import CHANNEL_GONE
-from transports.rabbitmq.config import ConnectionConfig
-from transports.rabbitmq.connection import ConnectionManager
-from transports.rabbitmq.consumer import RabbitMQSubscription
-from transports.rabbitmq.delays import Delays
-from transports.rabbitmq.frames import basic_properties, envelope_properties
-from transports.rabbitmq.publisher import Publisher
-from transports.rabbitmq.topology import Topology, TopologyError
+
+from .acks import CHANNEL_GONE
+from .config import ConnectionConfig
+from .connection import ConnectionManager
+from .consumer import RabbitMQSubscription
+from .delays import Delays
+from .frames import basic_properties, envelope_properties
+from .publisher import Publisher
+from .topology import Topology, TopologyError
 
 log = logging.getLogger("busline.rabbitmq")
 
