@@ -148,6 +148,11 @@ class Bus(HandlerDeclarations):
         #: captures the context the message was created in: it may leave much later).
         self.create_hooks: list[Callable[[OutgoingMessage], None]] = []
 
+    @property
+    def storage(self) -> Outbox | None:
+        """The store's runtime (store, outbox relay, marker) when ``store=`` is given."""
+        return self.outbox
+
     def __repr__(self) -> str:
         return f"<Bus service={self.service!r} url={mask_url(self.url)!r} {self._state}>"
 
