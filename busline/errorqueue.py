@@ -6,11 +6,11 @@
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from busline import schemes
 from busline.envelope import (
     HEADER_ATTEMPT,
     HEADER_ERROR_ATTEMPTS,
@@ -24,7 +24,6 @@ from busline.envelope import (
     HEADER_ERROR_TYPE,
 )
 from busline.retries import HEADER_DELAYED_RETRIES, HEADER_LAST_ERROR
-from busline.urls import mask_url, scheme_of
 
 #: Headers a replay removes, so the message starts over with fresh counters.
 FAILURE_HEADERS = frozenset(
@@ -148,21 +147,14 @@ class ErrorQueue(Protocol):
         """Release connections."""
 
 
-_ADMINS: dict[str, str] = {
-    "memory": "busline.transports.memory_errors:MemoryErrorQueue",
-    "amqp": "busline.transports.rabbitmq.error_admin:RabbitMQErrorQueue",
-    "amqps": "busline.transports.rabbitmq.error_admin:RabbitMQErrorQueue",
-}
-
-
 async def open_error_queue(url: str, error_queue: str = "busline.error") -> ErrorQueue:
-    """Connect to the error queue of the broker at ``url``."""
-    target = _ADMINS.get(scheme_of(url))
-    if target is None:
-        raise ValueError(f"no error-queue support for URL {mask_url(url)!r}")
-    module_name, _, attr = target.partition(":")
-    factory = getattr(importlib.import_module(module_name), attr)
-    queue: ErrorQueue = await factory.open(url, error_queue)
+    """Connect to the error queue of the broker at ``url``.
+
+    Any scheme registered in :mod:`busline.schemes` with an ``error_queue`` admin works here
+    (and so with ``busline errors``); others raise ``ValueError`` listing those that do.
+    """
+    admin = schemes.resolve(url, "error_queue")
+    queue: ErrorQueue = await admin.open(url, error_queue)
     return queue
 
 

@@ -6,14 +6,13 @@ a bus starts, so ``busline`` works without aio-pika installed as long as no ``am
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
+from busline import schemes
 from busline.clock import Clock, SystemClock
 from busline.envelope import Envelope
-from busline.urls import mask_url, scheme_of
 
 QueueType = Literal["quorum", "classic"]
 
@@ -109,34 +108,21 @@ class Transport(Protocol):
 
 TransportFactory = Callable[[str, TransportSettings], Transport]
 
-_FACTORIES: dict[str, str | TransportFactory] = {
-    "memory": "busline.transports.memory:MemoryTransport",
-    "amqp": "busline.transports.rabbitmq:RabbitMQTransport",
-    "amqps": "busline.transports.rabbitmq:RabbitMQTransport",
-}
-
 
 def register_transport(scheme: str, factory: str | TransportFactory) -> None:
-    """Make ``scheme://`` URLs open transports made by ``factory`` (or ``"module:attr"``)."""
-    _FACTORIES[scheme.lower()] = factory
+    """Make ``scheme://`` URLs open transports made by ``factory`` (or ``"module:attr"``).
+
+    Shorthand for :func:`busline.schemes.register_scheme` with only a transport; register an
+    error-queue admin there too to give the scheme ``busline errors``.
+    """
+    schemes.register_scheme(scheme, transport=factory)
 
 
 def open_transport(url: str, settings: TransportSettings) -> Transport:
-    """Create (not yet start) the transport for ``url``."""
-    scheme = scheme_of(url)
-    target = _FACTORIES.get(scheme)
-    if target is None:
-        known = ", ".join(sorted(f"{s}://" for s in _FACTORIES))
-        raise ValueError(f"no transport for URL {mask_url(url)!r}; known schemes: {known}")
-    if isinstance(target, str):
-        module_name, _, attr = target.partition(":")
-        try:
-            module = importlib.import_module(module_name)
-        except ImportError as exc:
-            raise ImportError(
-                f"the {scheme}:// transport needs an optional dependency: {exc}. "
-                f"Install it with: pip install 'busline[rabbitmq]'"
-            ) from exc
-        target = getattr(module, attr)
-    factory: TransportFactory = target
+    """Create (not yet start) the transport for ``url``.
+
+    Raises ``ValueError`` for a scheme without a transport and ``ImportError``, naming what to
+    install, when its module cannot be imported.
+    """
+    factory: TransportFactory = schemes.resolve(url, "transport")
     return factory(url, settings)
