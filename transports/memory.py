@@ -74,6 +74,19 @@ class MemoryBroker:
         self.name = name
         self.queues: dict[str, MemoryQueue] = {}
         self.exchanges: dict[str, set[str]] = {}
+        #: Open transports and error-queue admins on this broker (see :func:`open_broker`).
+        self.users = 0
+        #: Messages deferred on the clock, to be put back on their queues when it fires.
+        self.delayed = 0
+
+    def holds_messages(self) -> bool:
+        """Whether any message is ready, delivered but unsettled, or waiting out a delay."""
+        if self.delayed:
+            return True
+        return any(
+            queue.ready or any(consumer.unacked for consumer in queue.consumers)
+            for queue in self.queues.values()
+        )
 
     def queue(self, name: str) -> MemoryQueue:
         """Declare (idempotently) and return a queue."""
@@ -94,17 +107,47 @@ class MemoryBroker:
             self.queues[queue_name].put(envelope.copy())
 
 
+#: The process's brokers by name. A broker lives while a transport or error-queue admin uses
+#: it or it holds messages (see :func:`release_broker`), so fresh test URLs do not pile up.
 _brokers: dict[str, MemoryBroker] = {}
 
 
 def broker_for(url: str) -> MemoryBroker:
-    """Return the process-wide broker of a ``memory://[name]`` URL."""
+    """Return the process-wide broker of a ``memory://[name]`` URL (created if needed).
+
+    This only looks the broker up, for inspection; users that send or consume go through
+    :func:`open_broker` and :func:`release_broker`, which decide how long it lives.
+    """
     parts = urlsplit(url)
     name = (parts.netloc + parts.path).strip("/")
     broker = _brokers.get(name)
     if broker is None:
         broker = _brokers[name] = MemoryBroker(name)
     return broker
+
+
+def open_broker(url: str) -> MemoryBroker:
+    """Return the broker of ``url`` and count one more user of it."""
+    broker = broker_for(url)
+    broker.users += 1
+    return broker
+
+
+def release_broker(broker: MemoryBroker) -> None:
+    """Count one user fewer; drop the broker once unused and empty.
+
+    An unused broker that still holds messages stays, as a RabbitMQ node keeps its queues: a
+    command sent before its handler's service starts waits for it, and parked messages wait
+    for ``busline errors``.
+    """
+    broker.users = max(broker.users - 1, 0)
+    if broker.users == 0 and not broker.holds_messages() and _brokers.get(broker.name) is broker:
+        del _brokers[broker.name]
+
+
+def brokers() -> dict[str, MemoryBroker]:
+    """A snapshot of the process's brokers by name (for tests and tools)."""
+    return dict(_brokers)
 
 
 class MemoryDelivery:
@@ -143,7 +186,15 @@ class MemoryDelivery:
         """Put the message back on its queue after ``delay`` seconds of the bus's clock."""
         again = self.envelope.with_headers(headers)
         queue = self._consumer.queue
-        self._consumer.transport.clock.call_later(delay, lambda: queue.put(again))
+        broker = self._consumer.transport.broker
+        # Counted so the broker outlives its last user while the message waits out its delay.
+        broker.delayed += 1
+
+        def redeliver() -> None:
+            broker.delayed -= 1
+            queue.put(again)
+
+        self._consumer.transport.clock.call_later(delay, redeliver)
         self._settle()
 
     def release(self) -> None:
@@ -209,10 +260,11 @@ class MemoryTransport:
 
     def __init__(self, url: str, settings: TransportSettings) -> None:
         self.url = url
-        self.broker = broker_for(url)
+        self.broker = open_broker(url)
         self.error_queue = settings.error_queue
         self.clock = settings.clock
         self._consumers: list[MemoryConsumer] = []
+        self._released = False
         self.broker.queue(self.error_queue)
 
     def __repr__(self) -> str:
@@ -222,10 +274,14 @@ class MemoryTransport:
         """Nothing to connect to."""
 
     async def close(self) -> None:
-        """Stop consumers; unsettled deliveries go back to their queues."""
+        """Stop consumers; unsettled deliveries go back to their queues. Then let go of the
+        broker (once, however often this is called)."""
         for consumer in self._consumers:
             consumer.close()
         self._consumers.clear()
+        if not self._released:
+            self._released = True
+            release_broker(self.broker)
 
     async def send(self, queue: str, envelope: Envelope) -> None:
         """Put a command on its queue (declared if needed, so it waits for its handler)."""

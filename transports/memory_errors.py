@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from busline.envelope import Envelope
 from busline.errorqueue import ParkedMessage, replay_headers, select
 
-from .memory import MemoryBroker, broker_for
+from .memory import MemoryBroker, open_broker, release_broker
 
 
 class MemoryErrorQueue:
@@ -17,11 +17,12 @@ class MemoryErrorQueue:
     def __init__(self, broker: MemoryBroker, error_queue: str) -> None:
         self._broker = broker
         self._queue = broker.queue(error_queue)
+        self._released = False
 
     @classmethod
     async def open(cls, url: str, error_queue: str) -> MemoryErrorQueue:
-        """Attach to the broker of ``url``."""
-        return cls(broker_for(url), error_queue)
+        """Attach to the broker of ``url`` (which stays while this is open)."""
+        return cls(open_broker(url), error_queue)
 
     async def browse(self, limit: int | None = None) -> list[ParkedMessage]:
         """The parked messages, oldest first, left in place."""
@@ -50,7 +51,10 @@ class MemoryErrorQueue:
         return len(self._queue.drain())
 
     async def close(self) -> None:
-        """Nothing to release."""
+        """Let go of the broker: dropped if nothing else uses it and it holds no messages."""
+        if not self._released:
+            self._released = True
+            release_broker(self._broker)
 
 
 def _parked(envelope: Envelope) -> ParkedMessage:
