@@ -73,7 +73,7 @@ async def test_list_show_replay_purge(amqp_url):
         assert "2 message(s) replayed" in replayed.stdout
         await eventually(lambda: sorted(handled) == ["o-0", "o-1"], what="replayed handled")
 
-        purged = await busline_cli("errors", "purge", url=amqp_url)
+        purged = await busline_cli("errors", "purge", "--yes", url=amqp_url)
         assert "1 message(s) purged" in purged.stdout
         empty = await busline_cli("errors", "list", url=amqp_url)
         assert empty.stdout == "" and "0 message(s)" in empty.stderr

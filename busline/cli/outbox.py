@@ -11,10 +11,10 @@ import argparse
 import asyncio
 import json
 import os
-import sys
 import time
 from typing import Any
 
+from busline.cli.common import USAGE, complain
 from busline.stores import OutboxStats, StoreError, open_store
 from busline.stores.schema import LATEST_VERSION
 from busline.urls import mask_url
@@ -26,7 +26,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Declare ``busline outbox``'s options."""
     parser.add_argument(
         "--store",
-        default=os.environ.get("BUSLINE_STORE"),
+        # Read in run(), not here: the help never shows the variable's value (a password).
+        default=None,
         help="store URL, e.g. sqlite:///orders.db or postgresql://... (default: $BUSLINE_STORE)",
     )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
@@ -40,13 +41,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Print the report; return the exit status."""
+    args.store = args.store or os.environ.get("BUSLINE_STORE")
     if not args.store:
-        print("busline outbox: give --store URL (or set BUSLINE_STORE)", file=sys.stderr)
-        return 2
+        complain("busline outbox", "give --store URL (or set BUSLINE_STORE)")
+        return USAGE
     try:
         stats = asyncio.run(read_stats(args.store))
     except Exception as exc:
-        print(f"busline outbox: {describe(exc, args.store)}", file=sys.stderr)
+        # Status 2, not 1: 1 means "backlog too old" to whoever polls this (see --max-age).
+        complain("busline outbox", describe(exc, args.store))
         return 2
     now = time.time()
     report = as_dict(stats, now, mask_url(args.store))

@@ -1,0 +1,7 @@
+"""``python -m busline.cli``: the ``busline`` command."""
+
+import sys
+
+from busline.cli import main
+
+sys.exit(main())
