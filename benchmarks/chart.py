@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -65,8 +66,14 @@ def _goal_line(ax: Any, rows: dict[str, dict[str, Any]], factor: float, label: s
         ax.annotate(label, (0, base * factor), fontsize=7, va="bottom")
 
 
+#: Inches per panel, and dots per inch: small enough that the committed chart stays well under
+#: 100 KB, large enough that the 7-8 pt labels stay legible.
+PANEL_SIZE = (4.6, 3.6)
+DPI = 72
+
+
 def render_chart(doc: dict[str, Any], path: Path) -> None:
-    """Draw the summary of ``doc`` to ``path`` (PNG)."""
+    """Draw the summary of ``doc`` to ``path`` (PNG): one panel per workload, then CPU."""
     import matplotlib
 
     matplotlib.use("Agg")  # no display on a server; must precede pyplot
@@ -79,45 +86,16 @@ def render_chart(doc: dict[str, Any], path: Path) -> None:
         panels.append("cpu")
     columns = min(3, max(1, len(panels)))
     rows_count = math.ceil(len(panels) / columns) or 1
+    width, height = PANEL_SIZE
     fig, axes = plt.subplots(
-        rows_count, columns, figsize=(5.2 * columns, 4.2 * rows_count), squeeze=False
+        rows_count, columns, figsize=(width * columns, height * rows_count), squeeze=False
     )
     flat = [ax for row in axes for ax in row]
     for ax, panel in zip(flat, panels, strict=False):
-        rows = summary.get(panel, {})
-        if panel == "commands":
-            _bars(ax, rows, "rate", f"Commands end to end ({settings['commands_n']:,})", "msg/s")
-            _goal_line(ax, rows, 1.3, f"goal: 1.3{TIMES} aio-pika")
-        elif panel == "events":
-            _bars(
-                ax,
-                rows,
-                "rate",
-                f"Events fan-out ({settings['events_n']:,} {TIMES} {settings['subscribers']})",
-                "events/s",
-            )
-            _goal_line(ax, rows, 1.3, f"goal: 1.3{TIMES} aio-pika")
-        elif panel == "memory":
-            _bars(ax, rows, "rate", "Memory transport, full stack", "msg/s")
-            ax.axhline(100_000, color="k", linestyle="--", linewidth=0.8)
-        elif panel == "outbox-relay":
-            _relay(ax, rows, settings)
-        elif panel == "outbox-handler":
-            _bars(
-                ax,
-                rows,
-                "rate",
-                f"Handler with outbox ({settings.get('outbox_handler_n', 0):,}), vs no store",
-                "msg/s",
-            )
-        elif panel in ("tracing", "tracing-rabbit"):
-            _tracing(ax, panel, rows)
-        elif panel == "latency":
-            _latency(ax, rows, settings)
-        elif panel == "rss":
-            _rss(ax, rows)
-        else:
+        if panel == "cpu":
             _cpu(ax, summary)
+        else:
+            _PANELS[panel](ax, panel, summary[panel], settings)
     for ax in flat[len(panels) :]:
         ax.axis("off")
     git = doc["meta"]["git"]
@@ -127,14 +105,58 @@ def render_chart(doc: dict[str, Any], path: Path) -> None:
         f"median of {settings['repeats']} · {doc['meta']['machine']['cpus']} CPUs",
         fontsize=11,
     )
-    # Half an inch on top for the title, whatever the number of rows (tight_layout alone lets
-    # it run into the first row's titles on a tall figure).
-    fig.tight_layout(rect=(0, 0, 1, 1 - 0.5 / (4.2 * rows_count)))
-    fig.savefig(path, dpi=110)
+    # Fixed margins in inches rather than tight_layout(), which measures every label and
+    # took longer than all the drawing: room for the title on top, for rotated system names
+    # under each row, and for the y labels on the left.
+    total_width, total_height = width * columns, height * rows_count
+    fig.subplots_adjust(
+        left=0.75 / total_width,
+        right=1 - 0.15 / total_width,
+        bottom=0.8 / total_height,
+        top=1 - 0.75 / total_height,
+        wspace=0.38,
+        hspace=0.6,
+    )
+    fig.savefig(path, dpi=DPI)
     plt.close(fig)
+    _shrink(path)
 
 
-def _relay(ax: Any, rows: dict[str, dict[str, Any]], settings: dict[str, Any]) -> None:
+def _shrink(path: Path) -> None:
+    """Re-save the PNG with a palette of 256 colours: a chart has a few dozen, and the file
+    (committed with every result) gets several times smaller, looking the same."""
+    from PIL import Image
+
+    with Image.open(path) as image:
+        small = image.convert("RGB").quantize(colors=256)
+    small.save(path, optimize=True)
+
+
+Panel = Callable[[Any, str, dict[str, dict[str, Any]], dict[str, Any]], None]
+
+
+def _commands(ax: Any, _: str, rows: dict[str, dict[str, Any]], s: dict[str, Any]) -> None:
+    _bars(ax, rows, "rate", f"Commands end to end ({s['commands_n']:,})", "msg/s")
+    _goal_line(ax, rows, 1.3, f"goal: 1.3{TIMES} aio-pika")
+
+
+def _events(ax: Any, _: str, rows: dict[str, dict[str, Any]], s: dict[str, Any]) -> None:
+    title = f"Events fan-out ({s['events_n']:,} {TIMES} {s['subscribers']})"
+    _bars(ax, rows, "rate", title, "events/s")
+    _goal_line(ax, rows, 1.3, f"goal: 1.3{TIMES} aio-pika")
+
+
+def _memory(ax: Any, _: str, rows: dict[str, dict[str, Any]], s: dict[str, Any]) -> None:
+    _bars(ax, rows, "rate", "Memory transport, full stack", "msg/s")
+    ax.axhline(100_000, color="k", linestyle="--", linewidth=0.8)
+
+
+def _handler(ax: Any, _: str, rows: dict[str, dict[str, Any]], s: dict[str, Any]) -> None:
+    title = f"Handler with outbox ({s.get('outbox_handler_n', 0):,}), vs no store"
+    _bars(ax, rows, "rate", title, "msg/s")
+
+
+def _relay(ax: Any, _: str, rows: dict[str, dict[str, Any]], settings: dict[str, Any]) -> None:
     """Direct publishing and the relay side by side per store, the ratio over the relay's bar
     and the 0.8x goal (issue 5) as a dashed mark over it."""
     names = list(rows)
@@ -158,7 +180,7 @@ def _relay(ax: Any, rows: dict[str, dict[str, Any]], settings: dict[str, Any]) -
     )
 
 
-def _tracing(ax: Any, workload: str, rows: dict[str, dict[str, Any]]) -> None:
+def _tracing(ax: Any, workload: str, rows: dict[str, dict[str, Any]], _: dict[str, Any]) -> None:
     """Each row's throughput as a share of tracing=False's, with the rate written on it."""
     names = list(rows)
     ratios = [_clean(rows[name].get("vs_baseline")) for name in names]
@@ -201,7 +223,7 @@ def _short(name: str) -> str:
     return "rabbit" + (name.removeprefix("busline") or "-auto")
 
 
-def _latency(ax: Any, rows: dict[str, dict[str, Any]], settings: dict[str, Any]) -> None:
+def _latency(ax: Any, _: str, rows: dict[str, dict[str, Any]], settings: dict[str, Any]) -> None:
     names = list(rows)
     width = 0.27
     for offset, key in enumerate(("p50_ms", "p95_ms", "p99_ms")):
@@ -219,7 +241,7 @@ def _latency(ax: Any, rows: dict[str, dict[str, Any]], settings: dict[str, Any])
     ax.legend(fontsize=8)
 
 
-def _rss(ax: Any, rows: dict[str, dict[str, Any]]) -> None:
+def _rss(ax: Any, _: str, rows: dict[str, dict[str, Any]], __: dict[str, Any]) -> None:
     for name, row in rows.items():
         samples = row.get("samples") or []
         if samples:
@@ -257,3 +279,17 @@ def _cpu(ax: Any, summary: dict[str, dict[str, dict[str, Any]]]) -> None:
     ax.set_ylabel("µs CPU per message (client process)")
     ax.set_title("Client CPU per message (lower is better)", fontsize=10)
     ax.legend(fontsize=8)
+
+
+#: How each workload's panel is drawn: ``draw(ax, workload, rows, settings)``.
+_PANELS: dict[str, Panel] = {
+    "commands": _commands,
+    "events": _events,
+    "latency": _latency,
+    "memory": _memory,
+    "outbox-relay": _relay,
+    "outbox-handler": _handler,
+    "tracing": _tracing,
+    "tracing-rabbit": _tracing,
+    "rss": _rss,
+}

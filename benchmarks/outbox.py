@@ -30,17 +30,19 @@ broker and machine drift between runs cancels out.
 from __future__ import annotations
 
 import logging
-from contextlib import AsyncExitStack
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
 from time import perf_counter, process_time
 from typing import TYPE_CHECKING, Any
 
 from benchmarks.amqp_tools import queue_depths
 from benchmarks.drive import drive_window
 from benchmarks.spec import RunSpec, Topology
+from benchmarks.stores import BenchStore
 from benchmarks.systems.base import System
 from benchmarks.systems.busline_common import BuslineSystem, command_type, payload
 from busline import Bus, Middleware, OutgoingMessage, PublishTimeoutError, StoreSettings
-from busline.middleware import PublishNext
 from busline.testing import memory_url
 
 if TYPE_CHECKING:
@@ -53,8 +55,10 @@ IDLE = 3600.0
 class Unreachable(Middleware):
     """Refuses every publish as an unreachable broker does: what makes a backlog."""
 
-    async def on_publish(self, out: OutgoingMessage, call_next: PublishNext) -> None:
-        """Fail without sending (``Outbox`` notes the error and leaves the rows pending)."""
+    async def on_publish(
+        self, out: OutgoingMessage, call_next: Callable[[OutgoingMessage], Awaitable[None]]
+    ) -> None:
+        """Fail without sending (the store notes the error and leaves the rows pending)."""
         raise PublishTimeoutError("broker unreachable (benchmark: building a relay backlog)")
 
 
@@ -64,10 +68,104 @@ async def relay_vs_direct(
     """Relay drain rate and direct publish rate of ``spec.n`` messages, and their ratio."""
     if not isinstance(system, BuslineSystem) or system.store_kind is None:
         raise ValueError(f"{spec.system}: the outbox-relay workload needs a busline store system")
-    direct_queue, relay_queue = topology.scratch_queues
-    direct_type = command_type(direct_queue)
-    relay_type = command_type(relay_queue)
-    outbox_log = logging.getLogger("busline.outbox")
+    async with _relay_bench(spec, system, topology) as bench:
+        # Warm-up: connections, queue declarations, prepared statements, the relay's first
+        # rounds, on both paths.
+        if spec.warmup > 0:
+            await bench.fill(0, spec.warmup)
+            await bench.drain()
+            await bench.direct(0, spec.warmup)
+        first, half = spec.warmup, spec.n // 2
+        fill_s = await bench.fill(first, spec.n)
+        with probe():
+            # Direct sends before and after the relay (half each): drift of a noisy machine
+            # over the run weighs on both sides of the ratio alike.
+            before = await bench.direct(first, half)
+            relay = await bench.relay()
+            after = await bench.direct(first + half, spec.n - half)
+    expected = spec.warmup + spec.n
+    depths = await queue_depths(topology.url, topology.scratch_queues)
+    if any(depth != expected for depth in depths.values()):
+        raise RuntimeError(f"expected {expected} messages in each queue, found {depths}")
+    direct = (before[0] + after[0], before[1] + after[1])
+    return _metrics(spec, fill_s, relay, direct)
+
+
+def _metrics(
+    spec: RunSpec, fill_s: float, relay: tuple[float, float], direct: tuple[float, float]
+) -> dict[str, Any]:
+    """The workload's figures from the (wall, CPU) seconds of each phase."""
+    relay_rate, direct_rate = spec.n / relay[0], spec.n / direct[0]
+    return {
+        "messages": spec.n,
+        "tx_size": spec.outbox_tx_size,
+        "relay_s": relay[0],
+        "relay_rate": relay_rate,
+        "relay_cpu_us_per_msg": relay[1] / spec.n * 1e6,
+        "direct_s": direct[0],
+        "direct_rate": direct_rate,
+        "direct_cpu_us_per_msg": direct[1] / spec.n * 1e6,
+        "relay_vs_direct": relay_rate / direct_rate,
+        # Committing the backlog (refused dispatch included): the writing side, unmeasured.
+        "fill_rate": spec.n / fill_s,
+        # The queue depths checked by the caller are this workload's loss and duplicate check.
+        "duplicates": 0,
+        "unexpected": 0,
+    }
+
+
+@dataclass
+class _RelayBench:
+    """The measured bus, the writer that makes its backlog, and the three things timed."""
+
+    spec: RunSpec
+    service: str
+    bus: Bus
+    writer: Bus
+    store: BenchStore
+    direct_type: Any
+    relay_type: Any
+
+    async def fill(self, first: int, count: int) -> float:
+        """Commit messages ``first .. first+count-1`` through the writer, ``outbox_tx_size`` per
+        ``bus.transaction()``; their publishes are refused, so they stay for the relay."""
+        began = perf_counter()
+        size = self.spec.outbox_tx_size
+        for start in range(first, first + count, size):
+            async with self.writer.transaction() as tx:
+                for seq in range(start, min(first + count, start + size)):
+                    await tx.send(payload(self.relay_type, seq, 0.0))
+        return perf_counter() - began
+
+    async def drain(self) -> float:
+        """Wake the measured bus's relay; the ``perf_counter()`` when nothing is pending."""
+        self.bus.storage.relay.wake()
+        return await self.store.wait_drained(self.service, self.spec.timeout)
+
+    async def relay(self) -> tuple[float, float]:
+        """Time a drain: wall seconds from the wake until seen drained, and CPU seconds."""
+        cpu_started, started = process_time(), perf_counter()
+        finished = await self.drain()
+        return finished - started, process_time() - cpu_started
+
+    async def direct(self, first: int, count: int) -> tuple[float, float]:
+        """``bus.send`` messages with ``window`` in flight; wall and CPU seconds taken."""
+
+        async def send(seq: int, sent_at: float) -> None:
+            await self.bus.send(payload(self.direct_type, seq, sent_at))
+
+        cpu_started, started = process_time(), perf_counter()
+        await drive_window(send, first, count, self.spec.window)
+        return perf_counter() - started, process_time() - cpu_started
+
+
+@asynccontextmanager
+async def _relay_bench(
+    spec: RunSpec, system: BuslineSystem, topology: Topology
+) -> AsyncIterator[_RelayBench]:
+    """Start the measured bus and the writer on the run's fresh store; stop both afterwards."""
+    # busline's parent logger, not the store's own: its name is the core's business.
+    busline_log = logging.getLogger("busline")
     async with AsyncExitStack() as stack:
         # Unwound in reverse, each step even if another failed: the log level comes back, the
         # writer and the bus stop, then the system removes the store.
@@ -90,80 +188,19 @@ async def relay_vs_direct(
         )
         stack.push_async_callback(writer.stop)
         # Each refused transaction logs a warning; thousands of them would only fill stderr.
-        stack.callback(outbox_log.setLevel, outbox_log.level)
-        outbox_log.setLevel(logging.ERROR)
-
+        stack.callback(busline_log.setLevel, busline_log.level)
+        busline_log.setLevel(logging.ERROR)
         await bus.start()
         await writer.start()
-        assert writer.outbox is not None and bus.outbox is not None
-        await writer.outbox.relay.stop()
-        relay = bus.outbox.relay
-
-        async def fill(first: int, count: int) -> float:
-            began = perf_counter()
-            for start in range(first, first + count, spec.outbox_tx_size):
-                async with writer.transaction() as tx:
-                    for seq in range(start, min(first + count, start + spec.outbox_tx_size)):
-                        await tx.send(payload(relay_type, seq, 0.0))
-            return perf_counter() - began
-
-        async def drain() -> float:
-            relay.wake()
-            return await store.wait_drained(topology.service, spec.timeout)
-
-        async def send(seq: int, sent_at: float) -> None:
-            await bus.send(payload(direct_type, seq, sent_at))
-
-        # Warm-up: connections, queue declarations, prepared statements, the relay's first
-        # rounds, on both paths.
-        if spec.warmup > 0:
-            await fill(0, spec.warmup)
-            await drain()
-            await drive_window(send, 0, spec.warmup, spec.window)
-        first = spec.warmup
-
-        async def direct(start: int, count: int) -> tuple[float, float]:
-            cpu_started = process_time()
-            began = perf_counter()
-            await drive_window(send, start, count, spec.window)
-            return perf_counter() - began, process_time() - cpu_started
-
-        fill_s = await fill(first, spec.n)
-        half = spec.n // 2
-        with probe():
-            # Direct sends before and after the relay (half each): drift of a noisy machine
-            # over the run weighs on both sides of the ratio alike.
-            direct_before_s, direct_before_cpu = await direct(first, half)
-
-            cpu_started = process_time()
-            started = perf_counter()
-            finished = await drain()
-            relay_cpu = process_time() - cpu_started
-
-            direct_after_s, direct_after_cpu = await direct(first + half, spec.n - half)
-
-    expected = spec.warmup + spec.n
-    depths = await queue_depths(topology.url, (direct_queue, relay_queue))
-    if any(depth != expected for depth in depths.values()):
-        raise RuntimeError(f"expected {expected} messages in each queue, found {depths}")
-    relay_s = finished - started
-    direct_s = direct_before_s + direct_after_s
-    direct_cpu = direct_before_cpu + direct_after_cpu
-    relay_rate = spec.n / relay_s
-    direct_rate = spec.n / direct_s
-    return {
-        "messages": spec.n,
-        "tx_size": spec.outbox_tx_size,
-        "relay_s": relay_s,
-        "relay_rate": relay_rate,
-        "relay_cpu_us_per_msg": relay_cpu / spec.n * 1e6,
-        "direct_s": direct_s,
-        "direct_rate": direct_rate,
-        "direct_cpu_us_per_msg": direct_cpu / spec.n * 1e6,
-        "relay_vs_direct": relay_rate / direct_rate,
-        # Committing the backlog (refused dispatch included): the writing side, unmeasured.
-        "fill_rate": spec.n / fill_s,
-        # The queue depths above are this workload's loss and duplicate check.
-        "duplicates": 0,
-        "unexpected": 0,
-    }
+        # Only the measured bus's relay may send the backlog.
+        await writer.storage.relay.stop()
+        direct_queue, relay_queue = topology.scratch_queues
+        yield _RelayBench(
+            spec,
+            topology.service,
+            bus,
+            writer,
+            store,
+            command_type(direct_queue),
+            command_type(relay_queue),
+        )

@@ -15,9 +15,21 @@ SKU = "SKU-4711"
 QUANTITY = 3
 CURRENCY = "EUR"
 
+#: The payload's fields and types, declared once: each system builds its own typed message
+#: from this (a msgspec struct for busline, a pydantic model for FastStream).
+PAYLOAD_FIELDS: dict[str, type] = {
+    "seq": int,
+    "sent_at": float,
+    "order_id": str,
+    "sku": str,
+    "quantity": int,
+    "currency": str,
+}
+
 
 def payload_fields(seq: int, sent_at: float) -> dict[str, Any]:
-    """The payload as a dict, for clients that serialise dicts (plain aio-pika)."""
+    """The payload as a dict: serialised as it is (plain aio-pika) or as a typed message's
+    keyword arguments (busline, FastStream)."""
     return {
         "seq": seq,
         "sent_at": sent_at,

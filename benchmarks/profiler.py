@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -23,11 +22,11 @@ import tempfile
 from collections import Counter
 from pathlib import Path
 
-from benchmarks.cli import DEFAULT_URL, ROOT
+from benchmarks.options import DEFAULT_URL, RESULTS, ROOT, env_url
 from benchmarks.spec import DEFAULT_PG_URL, WORKLOADS, RunSpec
 from benchmarks.systems import SYSTEMS
 
-OUT = ROOT / "benchmarks" / "results" / "raw" / "profiles"
+OUT = RESULTS / "raw" / "profiles"
 
 #: Stacks left out of the report: imports and start-up happen once per process, before the clock
 #: starts, and would otherwise blur the per-message picture of a short run.
@@ -106,18 +105,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("system", choices=list(SYSTEMS))
     parser.add_argument("workload", choices=list(WORKLOADS))
     parser.add_argument("--n", type=int, default=20_000)
-    parser.add_argument(
-        "--amqp-url",
-        default=os.environ.get("BUSLINE_BENCH_AMQP_URL")
-        or os.environ.get("BUSLINE_TEST_AMQP_URL")
-        or DEFAULT_URL,
-    )
-    parser.add_argument(
-        "--pg-url",
-        default=os.environ.get("BUSLINE_BENCH_PG_URL")
-        or os.environ.get("BUSLINE_TEST_PG_URL")
-        or DEFAULT_PG_URL,
-    )
+    parser.add_argument("--amqp-url", default=env_url(None, "AMQP", DEFAULT_URL))
+    parser.add_argument("--pg-url", default=env_url(None, "PG", DEFAULT_PG_URL))
     parser.add_argument("--rate", type=float, default=1000.0)
     parser.add_argument("--pyinstrument", action="store_true", help="even if py-spy is there")
     args = parser.parse_args(argv)

@@ -1,11 +1,13 @@
-"""Smoke run of the benchmark suite (benchmarks/) with tiny sizes.
+"""Smoke run of the benchmark suite (benchmarks/) with tiny sizes, in a few seconds.
 
 Every workload runs once on every system that takes part in it, in-process and small, and must
 succeed: a system that errors, loses a message, delivers one twice or leaves one unacked on the
 broker fails its case (the outbox workloads also check the database and the queues they fill).
-The command line runs end to end too, down to the report files. Nothing here judges speed: the
-goals are reported by the suite, not asserted. RabbitMQ comes from the ``amqp_url`` fixture (a
-fresh vhost), PostgreSQL from ``tests.servers.postgres_url()`` (each run makes its own schema).
+The report is rendered with every table and the chart, and the command line runs one worker
+subprocess end to end. Nothing here judges speed: the goals are reported by the suite, not
+asserted. RabbitMQ: the test broker's default vhost (each run names its queues after its own id
+and deletes them); PostgreSQL: ``tests.servers.postgres_url()`` (each run makes its own
+schema). Without them these cases skip locally and fail in CI, like the rest of the suite.
 """
 
 from __future__ import annotations
@@ -15,33 +17,33 @@ import json
 import math
 import os
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from benchmarks.cli import build_parser
-from benchmarks.harness import schedule
-from benchmarks.spec import RunSpec
-from benchmarks.summary import evaluate_goals, summarise
+from benchmarks.cli import main, preflight
+from benchmarks.harness import Slot, schedule
+from benchmarks.options import RESULTS, ROOT, build_parser, parse, settings
+from benchmarks.report import write_reports
+from benchmarks.spec import WORKLOADS, RunSpec
+from benchmarks.summary import SUMMARY_METRICS, evaluate_goals, summarise
 from benchmarks.systems import SYSTEMS, WORKLOAD_SYSTEMS
+from benchmarks.tables import SECTIONS
 from benchmarks.worker import execute
 from benchmarks.workloads import PRIMARY_METRIC
 
-ROOT = Path(__file__).resolve().parent.parent
-
 #: Per workload: messages measured. Enough to exercise every path, small enough to be quick.
 TINY = {
-    "commands": 40,
-    "events": 20,
-    "latency": 40,
-    "memory": 300,
-    "outbox-relay": 30,
-    "outbox-handler": 20,
-    "tracing": 300,
-    "tracing-rabbit": 40,
-    "rss": 60,
+    "commands": 20,
+    "events": 10,
+    "latency": 20,
+    "memory": 100,
+    "outbox-relay": 10,
+    "outbox-handler": 10,
+    "tracing": 100,
+    "tracing-rabbit": 20,
+    "rss": 30,
 }
 
 
@@ -56,6 +58,23 @@ def _require(*modules: str) -> None:
         if os.environ.get("CI") == "true":
             pytest.fail(reason)
         pytest.skip(reason)
+
+
+@pytest.fixture(scope="module")
+def bench_amqp_url() -> str:
+    """The test broker as it is, no vhost of its own: a vhost costs two ``rabbitmqctl`` calls
+    (seconds), and a run needs no more isolation than its queue names give it (each is named
+    after the run's own id, as with ``BUSLINE_BENCH_AMQP_URL``) and deletes what it declared."""
+    from tests import servers
+
+    return servers.rabbitmq_url()
+
+
+def _postgres_url() -> str:
+    """The test PostgreSQL (skips locally, fails in CI, when it is not reachable)."""
+    from tests import servers
+
+    return servers.postgres_url()
 
 
 def _cases() -> list[Any]:
@@ -76,19 +95,17 @@ async def test_every_workload_runs_on_every_system(
 ) -> None:
     info = SYSTEMS[system]
     _require(*info.requires)
-    url = request.getfixturevalue("amqp_url") if info.broker else "amqp://unused/"
-    pg_url = _postgres_url() if info.postgres else "postgresql://unused/"
     spec = RunSpec(
         workload,
         system,
         n=TINY[workload],
-        warmup=10,
+        warmup=5,
         window=8,
         prefetch=8,
-        rate=4000.0,  # 40 latency messages in 10 ms: the pacing path runs, the test stays short
+        rate=4000.0,  # 20 latency messages in 5 ms: the pacing path runs, the test stays short
         rss_samples=3,
-        amqp_url=url,
-        pg_url=pg_url,
+        amqp_url=request.getfixturevalue("bench_amqp_url") if info.broker else "amqp://unused/",
+        pg_url=_postgres_url() if info.postgres else "postgresql://unused/",
         outbox_tx_size=4,  # several transactions, the last one short
         timeout=30.0,
     )
@@ -96,8 +113,7 @@ async def test_every_workload_runs_on_every_system(
 
     assert result["ok"]
     metrics = result["metrics"]
-    value = metrics[PRIMARY_METRIC[workload][0]]
-    assert math.isfinite(value)
+    assert math.isfinite(metrics[PRIMARY_METRIC[workload][0]])
     assert metrics["duplicates"] == 0
     assert metrics["unexpected"] == 0
     assert result["peak_rss_mb"] > 0
@@ -112,115 +128,116 @@ async def test_every_workload_runs_on_every_system(
             assert metrics["spans_per_msg"] == pytest.approx(2.0)
 
 
-def _postgres_url() -> str:
-    """The test PostgreSQL (skips locally, fails in CI, when it is not reachable)."""
-    from tests import servers
+def bench_run(workload: str, system: str, **metrics: Any) -> dict[str, Any]:
+    """One successful run's record, as the harness writes it."""
+    return {
+        "workload": workload,
+        "system": system,
+        "repeat": 0,
+        "ok": True,
+        "peak_rss_mb": 30.0,
+        "metrics": metrics,
+    }
 
-    return servers.postgres_url()
+
+def _doc(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """A report document as the command line assembles it, around ``runs``."""
+    summary = summarise(runs)
+    meta = {
+        "finished_at": "2026-01-01 00:00:00 UTC",
+        "load_before": [0.1, 0.1, 0.1],
+        "load_after": [0.2, 0.2, 0.2],
+        "git": {"commit": "0" * 40, "short": "0" * 10, "dirty": False, "subject": "test"},
+        "machine": {"cpu": "test", "cpus": 2, "memory_gib": 1.0, "os": "test", "python": "3"},
+        "versions": {"busline": "0"},
+        "broker": "RabbitMQ test",
+        "settings": settings(parse([])),
+        "command": "python -m benchmarks",
+    }
+    goals = [goal.as_dict() for goal in evaluate_goals(summary)]
+    return {"meta": meta, "summary": summary, "goals": goals, "runs": runs}
 
 
-def _run_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "benchmarks", *args],
+def test_the_report_has_every_table_and_the_chart(tmp_path: Path) -> None:
+    _require("matplotlib")
+    runs = [
+        bench_run(w, s, samples=[[0, 30.0], [10, 30.5]], **dict.fromkeys(SUMMARY_METRICS[w], 1.0))
+        for w, systems in WORKLOAD_SYSTEMS.items()
+        for s in systems
+    ]
+    runs.append({**runs[0], "ok": False, "error": "boom"})
+
+    written = write_reports(_doc(runs), tmp_path)
+
+    markdown = (tmp_path / "latest.md").read_text()
+    recorded = settings(parse([]))
+    for workload in WORKLOADS:
+        assert f"## {SECTIONS[workload].title(recorded)}" in markdown
+    assert "## Goals" in markdown
+    assert "## Failed runs" in markdown
+    assert json.loads((tmp_path / "latest.json").read_text())["runs"][-1]["error"] == "boom"
+    assert len(list((tmp_path / "raw").glob("*.json"))) == 1
+    png = tmp_path / "latest.png"
+    assert png in written
+    assert png.read_bytes().startswith(b"\x89PNG")
+    assert png.stat().st_size < 100_000  # the chart is committed: it must stay small
+
+
+def test_the_command_line_runs_a_worker_and_writes_the_reports(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    tiny = ["--workloads", "memory", "--systems", "busline-memory", "--repeats", "1"]
+    tiny += ["--memory-n", "100", "--warmup", "5", "--no-chart", "--out", str(tmp_path)]
+
+    assert main(tiny) == 0
+
+    doc = json.loads((tmp_path / "latest.json").read_text())
+    [run] = doc["runs"]
+    assert run["ok"] and run["metrics"]["messages"] == 100
+    assert doc["meta"]["git"]["commit"]
+    assert "## In-process: memory transport" in (tmp_path / "latest.md").read_text()
+    assert "[  1/1]" in capsys.readouterr().err  # progress is shown
+
+
+def test_raw_and_quick_results_stay_out_of_git() -> None:
+    assert parse(["--quick"]).out == RESULTS / "quick"
+    assert parse([]).out == RESULTS
+    paths = ["latest.md", "latest.png", "latest.json", "raw/x.json", "quick/latest.md"]
+    ignored = subprocess.run(
+        ["git", "check-ignore", *(str(RESULTS.relative_to(ROOT) / p) for p in paths)],
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=300,
         check=False,
-    )
-
-
-TINY_CLI = (
-    "--repeats", "1", "--warmup", "10", "--commands-n", "40", "--events-n", "20",
-    "--duration", "0.02", "--rate", "2000", "--memory-n", "300", "--rss-n", "60",
-    "--rss-warmup", "10", "--outbox-n", "30", "--outbox-tx-size", "4",
-    "--outbox-handler-n", "20", "--tracing-n", "2000", "--tracing-rabbit-n", "40",
-)  # fmt: skip
-
-#: The in-process systems: every workload that needs no broker runs on some of them.
-MEMORY_SYSTEMS = ("busline-memory", "busline-memory-untraced", "busline-memory-otel")
-
-
-def test_command_line_writes_the_reports(tmp_path: Path) -> None:
-    _require("matplotlib", "opentelemetry.sdk")
-    systems = ",".join(MEMORY_SYSTEMS)
-    proc = _run_cli(*TINY_CLI, "--systems", systems, "--out", str(tmp_path))
-
-    assert proc.returncode == 0, proc.stderr
-    doc = json.loads((tmp_path / "latest.json").read_text())
-    in_process = {w for w, names in WORKLOAD_SYSTEMS.items() if set(names) & set(MEMORY_SYSTEMS)}
-    assert {run["workload"] for run in doc["runs"]} == in_process
-    assert all(run["ok"] for run in doc["runs"])
-    assert doc["meta"]["git"]["commit"]
-    assert doc["meta"]["machine"]["cpus"]
-    # The SDK row ran a twentieth of the messages (it is that much slower).
-    [sdk_run] = [run for run in doc["runs"] if run["system"] == "busline-memory-otel"]
-    assert sdk_run["metrics"]["messages"] == 100
-    tracing = doc["summary"]["tracing"]
-    assert tracing["busline-memory-untraced"]["vs_baseline"] == pytest.approx(1.0)
-    goals = {goal["goal"]: goal for goal in doc["goals"]}
-    assert goals["tracing overhead with no SDK, memory transport (issue 6)"]["passed"] in (
-        True,
-        False,
-    )
-    markdown = (tmp_path / "latest.md").read_text()
-    assert "## In-process: memory transport" in markdown
-    assert "## Tracing overhead: memory transport" in markdown
-    assert "## Goals" in markdown
-    assert (tmp_path / "latest.png").read_bytes().startswith(b"\x89PNG")
-    assert "[  1/" in proc.stderr  # progress is shown
-
-
-@pytest.mark.rabbitmq
-def test_command_line_compares_with_plain_aio_pika(amqp_url: str, tmp_path: Path) -> None:
-    _require("aio_pika", "aiormq")
-    proc = _run_cli(
-        *TINY_CLI,
-        "--workloads", "commands",
-        "--systems", "aio-pika,busline",
-        "--amqp-url", amqp_url,
-        "--out", str(tmp_path),
-        "--no-chart",
-    )  # fmt: skip
-
-    assert proc.returncode == 0, proc.stderr
-    doc = json.loads((tmp_path / "latest.json").read_text())
-    rows = doc["summary"]["commands"]
-    assert rows["aio-pika"]["vs_baseline"] == pytest.approx(1.0)
-    assert rows["busline"]["vs_baseline"] > 0
-    goal = doc["goals"][0]
-    assert goal["goal"].startswith("commands end to end: busline vs plain aio-pika")
-    assert goal["passed"] in (True, False)
-    assert doc["meta"]["broker"].startswith("RabbitMQ")
+    ).stdout.split()
+    assert sorted(Path(p).relative_to("benchmarks/results").as_posix() for p in ignored) == [
+        "latest.json",
+        "quick/latest.md",
+        "raw/x.json",
+    ]
 
 
 @pytest.mark.rabbitmq
 @pytest.mark.postgres
-def test_command_line_runs_the_outbox_workloads(amqp_url: str, tmp_path: Path) -> None:
-    _require("aiormq", "aiosqlite", "asyncpg", "matplotlib")
-    proc = _run_cli(
-        *TINY_CLI,
-        "--workloads", "outbox",
-        "--systems", "busline,busline-sqlite,busline-postgresql",
-        "--amqp-url", amqp_url,
-        "--pg-url", _postgres_url(),
-        "--out", str(tmp_path),
-    )  # fmt: skip
+def test_preflight_finds_both_servers(bench_amqp_url: str) -> None:
+    _require("aiormq", "asyncpg", "matplotlib")
+    args = parse(["--amqp-url", bench_amqp_url, "--pg-url", _postgres_url()])
+    slots = [Slot(0, "outbox-relay", "busline-postgresql")]
 
-    assert proc.returncode == 0, proc.stderr
-    doc = json.loads((tmp_path / "latest.json").read_text())
-    assert set(doc["summary"]) == {"outbox-relay", "outbox-handler"}
-    assert set(doc["summary"]["outbox-relay"]) == {"busline-sqlite", "busline-postgresql"}
-    handler = doc["summary"]["outbox-handler"]
-    assert handler["busline"]["vs_baseline"] == pytest.approx(1.0)
-    assert handler["busline-postgresql"]["vs_baseline"] > 0
-    goals = {goal["goal"]: goal for goal in doc["goals"]}
-    assert goals["outbox relay vs direct publish, PostgreSQL (issue 5)"]["passed"] in (True, False)
-    assert doc["meta"]["database"].startswith("PostgreSQL")
-    markdown = (tmp_path / "latest.md").read_text()
-    assert "## Outbox relay vs direct publish" in markdown
-    assert "## Handler with the outbox" in markdown
-    assert (tmp_path / "latest.png").read_bytes().startswith(b"\x89PNG")
+    found = preflight(args, slots)
+
+    assert found is not None
+    assert str(found["broker"]).startswith("RabbitMQ")
+    assert str(found["database"]).startswith("PostgreSQL")
+
+
+def test_preflight_refuses_an_unreachable_broker(capsys: pytest.CaptureFixture[str]) -> None:
+    _require("aiormq", "matplotlib")
+    args = parse(["--amqp-url", "amqp://guest:secret@127.0.0.1:1/"])
+
+    assert preflight(args, [Slot(0, "commands", "busline")]) is None
+    err = capsys.readouterr().err
+    assert "RabbitMQ is not reachable" in err and "secret" not in err
 
 
 def test_workload_groups_expand_in_suite_order() -> None:
@@ -234,18 +251,6 @@ def test_schedule_alternates_and_rotates() -> None:
 
     orders = [[s.system for s in slots if s.repeat == r] for r in range(3)]
     assert orders == [["a", "b", "c"], ["b", "c", "a"], ["c", "a", "b"]]
-
-
-def bench_run(workload: str, system: str, **metrics: float) -> dict[str, Any]:
-    """One successful run's record, as the harness writes it."""
-    return {
-        "workload": workload,
-        "system": system,
-        "repeat": 0,
-        "ok": True,
-        "peak_rss_mb": 30.0,
-        "metrics": metrics,
-    }
 
 
 def test_goals_report_pass_miss_and_not_measured() -> None:

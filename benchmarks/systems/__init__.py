@@ -43,6 +43,39 @@ class SystemInfo:
         return [name for name in self.requires if importlib.util.find_spec(name) is None]
 
 
+_RABBIT = "benchmarks.systems.busline_rabbit:BuslineRabbit"
+_MEMORY = "benchmarks.systems.busline_memory:BuslineMemory"
+
+
+def _busline(name: str, description: str, *requires: str, **options: Any) -> SystemInfo:
+    """A busline row on RabbitMQ (classic queues unless ``queue_type`` says otherwise)."""
+    options = {"queue_type": "classic", **options}
+    return SystemInfo(
+        name,
+        _RABBIT,
+        True,
+        description,
+        tuple(options.items()),
+        requires=("aiormq", *requires),
+        postgres=options.get("store") == "postgresql",
+    )
+
+
+def _memory(name: str, description: str, *requires: str, **options: Any) -> SystemInfo:
+    """A busline row on the in-process memory transport; the SDK rows run a twentieth of the
+    messages (see :attr:`SystemInfo.size_factor`)."""
+    sdk = str(options.get("telemetry", "")).startswith("sdk")
+    return SystemInfo(
+        name,
+        _MEMORY,
+        False,
+        description,
+        tuple(options.items()),
+        requires=requires,
+        size_factor=0.05 if sdk else 1.0,
+    )
+
+
 #: Every system, in report order. ``aio-pika`` is the baseline of every ratio.
 SYSTEMS: dict[str, SystemInfo] = {
     info.name: info
@@ -61,97 +94,56 @@ SYSTEMS: dict[str, SystemInfo] = {
             "FastStream RabbitBroker: subscriber + publisher",
             requires=("faststream", "pydantic"),
         ),
-        SystemInfo(
-            "busline",
-            "benchmarks.systems.busline_rabbit:BuslineRabbit",
-            True,
-            "busline on RabbitMQ, classic queues (same queue type as the others)",
-            (("queue_type", "classic"),),
-            requires=("aiormq",),
-        ),
-        SystemInfo(
+        _busline("busline", "busline on RabbitMQ, classic queues (same queue type as the others)"),
+        _busline(
             "busline-quorum",
-            "benchmarks.systems.busline_rabbit:BuslineRabbit",
-            True,
             "busline on RabbitMQ with its default quorum queues (extra row)",
-            (("queue_type", "quorum"),),
-            requires=("aiormq",),
+            queue_type="quorum",
         ),
-        SystemInfo(
-            "busline-memory",
-            "benchmarks.systems.busline_memory:BuslineMemory",
-            False,
-            "busline on the in-process memory transport (no broker)",
-        ),
+        _memory("busline-memory", "busline on the in-process memory transport (no broker)"),
         # -- the outbox (issue 5): busline on RabbitMQ, classic queues, with a store --------
-        SystemInfo(
+        _busline(
             "busline-sqlite",
-            "benchmarks.systems.busline_rabbit:BuslineRabbit",
-            True,
             "busline on RabbitMQ (classic) with a SQLite outbox store, a fresh file per run",
-            (("queue_type", "classic"), ("store", "sqlite")),
-            requires=("aiormq", "aiosqlite"),
+            "aiosqlite",
+            store="sqlite",
         ),
-        SystemInfo(
+        _busline(
             "busline-postgresql",
-            "benchmarks.systems.busline_rabbit:BuslineRabbit",
-            True,
             "busline on RabbitMQ (classic) with a PostgreSQL outbox store, a fresh schema per run",
-            (("queue_type", "classic"), ("store", "postgresql")),
-            requires=("aiormq", "asyncpg"),
-            postgres=True,
+            "asyncpg",
+            store="postgresql",
         ),
-        SystemInfo(
+        _busline(
             "busline-postgresql-lean",
-            "benchmarks.systems.busline_rabbit:BuslineRabbit",
-            True,
             "busline-postgresql with outbox_retention=0: sent rows deleted, not kept",
-            (("queue_type", "classic"), ("store", "postgresql"), ("outbox_retention", 0)),
-            requires=("aiormq", "asyncpg"),
-            postgres=True,
+            "asyncpg",
+            store="postgresql",
+            outbox_retention=0,
         ),
         # -- tracing (issue 6): the same bus with tracing off, or with the OpenTelemetry SDK ---
-        SystemInfo(
-            "busline-memory-untraced",
-            "benchmarks.systems.busline_memory:BuslineMemory",
-            False,
-            "busline-memory with tracing=False",
-            (("telemetry", "off"),),
-        ),
-        SystemInfo(
+        _memory("busline-memory-untraced", "busline-memory with tracing=False", telemetry="off"),
+        _memory(
             "busline-memory-otel",
-            "benchmarks.systems.busline_memory:BuslineMemory",
-            False,
             "busline-memory with an SDK TracerProvider + BatchSpanProcessor (spans dropped "
             "by the exporter)",
-            (("telemetry", "sdk"),),
-            requires=("opentelemetry.sdk",),
-            size_factor=0.05,
+            "opentelemetry.sdk",
+            telemetry="sdk",
         ),
-        SystemInfo(
+        _memory(
             "busline-memory-otel-metrics",
-            "benchmarks.systems.busline_memory:BuslineMemory",
-            False,
             "busline-memory-otel plus an SDK MeterProvider (periodic reader, dropped)",
-            (("telemetry", "sdk+metrics"),),
-            requires=("opentelemetry.sdk",),
-            size_factor=0.05,
+            "opentelemetry.sdk",
+            telemetry="sdk+metrics",
         ),
-        SystemInfo(
-            "busline-untraced",
-            "benchmarks.systems.busline_rabbit:BuslineRabbit",
-            True,
-            "busline on RabbitMQ (classic) with tracing=False",
-            (("queue_type", "classic"), ("telemetry", "off")),
-            requires=("aiormq",),
+        _busline(
+            "busline-untraced", "busline on RabbitMQ (classic) with tracing=False", telemetry="off"
         ),
-        SystemInfo(
+        _busline(
             "busline-otel",
-            "benchmarks.systems.busline_rabbit:BuslineRabbit",
-            True,
             "busline on RabbitMQ (classic) with an SDK TracerProvider + BatchSpanProcessor",
-            (("queue_type", "classic"), ("telemetry", "sdk")),
-            requires=("aiormq", "opentelemetry.sdk"),
+            "opentelemetry.sdk",
+            telemetry="sdk",
         ),
     )
 }

@@ -10,6 +10,7 @@ also writes one business row through ``ctx.db`` (when there is a store) and send
 
 from __future__ import annotations
 
+import types
 from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 from dataclasses import replace
@@ -17,7 +18,7 @@ from typing import Any
 
 from benchmarks.amqp_tools import queue_depths
 from benchmarks.otel import TelemetrySetup, telemetry_setup
-from benchmarks.payload import CURRENCY, QUANTITY, SKU
+from benchmarks.payload import PAYLOAD_FIELDS, payload_fields
 from benchmarks.spec import Topology
 from benchmarks.stores import BUSINESS_TABLE, INSERT_BUSINESS, BenchStore, StoreKind, fresh_store
 from benchmarks.systems.base import OnMessage
@@ -41,27 +42,19 @@ def command_type(wire_name: str) -> type[Command]:
 def _payload_type(base: Any, wire_name: str) -> Any:
     """A ``base`` (command or event) subclass with the suite's payload fields."""
 
-    class BenchMessage(base, wire_name=wire_name):  # type: ignore[misc, valid-type]
-        seq: int
-        sent_at: float
-        order_id: str
-        sku: str
-        quantity: int
-        currency: str
-
-    return BenchMessage
+    # types.new_class passes the ``wire_name=`` class keyword to busline's metaclass; the
+    # annotations make the msgspec fields.
+    return types.new_class(
+        "BenchMessage",
+        (base,),
+        {"wire_name": wire_name},
+        lambda namespace: namespace.update(__annotations__=dict(PAYLOAD_FIELDS)),
+    )
 
 
 def payload(message_type: Any, seq: int, sent_at: float) -> Any:
     """The suite's ~100-byte payload as a ``message_type``."""
-    return message_type(
-        seq=seq,
-        sent_at=sent_at,
-        order_id=f"order-{seq:08d}",
-        sku=SKU,
-        quantity=QUANTITY,
-        currency=CURRENCY,
-    )
+    return message_type(**payload_fields(seq, sent_at))
 
 
 class BuslineSystem:

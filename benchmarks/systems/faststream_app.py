@@ -16,27 +16,23 @@ busline's msgspec types do). FastStream's per-message INFO logging is switched o
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from faststream import AckPolicy
 from faststream.rabbit import ExchangeType, RabbitBroker, RabbitExchange, RabbitQueue
 from faststream.rabbit.publisher import RabbitPublisher
 from faststream.rabbit.schemas import Channel
-from pydantic import BaseModel
+from pydantic import create_model
 
-from benchmarks.payload import CURRENCY, QUANTITY, SKU
+from benchmarks.payload import PAYLOAD_FIELDS, payload_fields
 from benchmarks.spec import Topology
 from benchmarks.systems.base import OnMessage
 
-
-class BenchPayload(BaseModel):
-    """The suite's payload as a FastStream message body."""
-
-    seq: int
-    sent_at: float
-    order_id: str
-    sku: str
-    quantity: int
-    currency: str
+#: The suite's payload as a FastStream message body (a module-level model, so that FastStream
+#: can resolve the handler's annotation).
+BenchPayload = create_model(
+    "BenchPayload", **{name: (kind, ...) for name, kind in PAYLOAD_FIELDS.items()}
+)
 
 
 class FastStreamApp:
@@ -72,16 +68,7 @@ class FastStreamApp:
     async def send(self, seq: int, sent_at: float) -> None:
         """Publish one persistent message and wait for its confirm."""
         assert self._publisher is not None, "start() first"
-        await self._publisher.publish(
-            BenchPayload(
-                seq=seq,
-                sent_at=sent_at,
-                order_id=f"order-{seq:08d}",
-                sku=SKU,
-                quantity=QUANTITY,
-                currency=CURRENCY,
-            )
-        )
+        await self._publisher.publish(BenchPayload(**payload_fields(seq, sent_at)))
 
     async def stop(self) -> None:
         """Stop the subscribers (in-flight handlers finish and ack) and disconnect."""
@@ -90,7 +77,7 @@ class FastStreamApp:
             self._broker = None
 
 
-def _handler(index: int, on_message: OnMessage) -> Callable[[BenchPayload], Awaitable[None]]:
+def _handler(index: int, on_message: OnMessage) -> Callable[[Any], Awaitable[None]]:
     """A subscriber function for subscriber ``index``.
 
     Its annotation must stay resolvable by FastStream (a module-level model), since FastStream
