@@ -1,9 +1,10 @@
 """A subscription: one channel, prefetch, a consumer on one queue, resumed after reconnects.
 
 Each subscription gets a channel of its own, so its prefetch window and its delivery tags are its
-own, and a problem on one queue never stalls another. Deliveries are handed to the bus's callback
-synchronously from aiormq's channel reader: no task per message (aiormq would otherwise start one
-for every delivery, see :func:`deliver_without_tasks`).
+own, and a problem on one queue never stalls another. Deliveries come through aiormq's public
+``basic_consume``, which runs the callback in a task of its own per delivery; the callback does
+not await anything before handing the delivery on, so the tasks start, and deliveries reach the
+bus, in the order the broker sent them.
 """
 
 from __future__ import annotations
@@ -22,15 +23,13 @@ from busline.transport import ConsumerSpec, DeliveryCallback
 
 from .acks import CHANNEL_GONE, AckTracker
 from .delivery import DeliveryChannel, RabbitMQDelivery, Republisher
+from .tasks import BackgroundTasks
 from .topology import Topology, TopologyError
 from .wire import envelope_from
 
 log = logging.getLogger("busline.rabbitmq")
 
 _CANCEL_FAILURES: tuple[type[BaseException], ...] = (TimeoutError, *CHANNEL_GONE)
-
-# Strong references to fire-and-forget tasks (asyncio keeps only weak ones).
-_background: set[asyncio.Future[None]] = set()
 
 
 class ConsumerChannel(DeliveryChannel):
@@ -70,7 +69,8 @@ class ConsumerChannel(DeliveryChannel):
             self.acks.requeue(tag)
 
     async def on_message_task(self, message: DeliveredMessage) -> None:
-        """:meth:`on_message` for aiormq's own delivery path, which wants a coroutine."""
+        """:meth:`on_message` as the coroutine ``basic_consume`` wants (it awaits nothing, so
+        deliveries are handled in the order their tasks were started: the broker's)."""
         self.on_message(message)
 
     async def close(self) -> None:
@@ -93,12 +93,14 @@ class RabbitMQSubscription:
         topology: Topology,
         republisher: Republisher,
         current_connection: Callable[[], AbstractConnection | None],
+        background: BackgroundTasks,
     ) -> None:
         self.spec = spec
         self._on_delivery = on_delivery
         self._topology = topology
         self._republisher = republisher
         self._current_connection = current_connection
+        self._background = background
         self._consumer: ConsumerChannel | None = None
         self._connection: AbstractConnection | None = None
         self._lock = asyncio.Lock()
@@ -132,8 +134,6 @@ class RabbitMQSubscription:
             )
             try:
                 await channel.basic_qos(prefetch_count=spec.prefetch)
-                if not deliver_without_tasks(channel, self._tag, consumer.on_message):
-                    log.debug("aiormq internals changed; deliveries go through tasks")
                 consumer.acks.start()
                 await channel.basic_consume(
                     spec.queue, consumer.on_message_task, consumer_tag=self._tag
@@ -180,9 +180,7 @@ class RabbitMQSubscription:
             consumer.acks.kill()
             if not consumer.channel.is_closed:
                 # Its unsettled deliveries go back to the queue when the channel closes.
-                task = asyncio.ensure_future(consumer.close())
-                _background.add(task)
-                task.add_done_callback(_background.discard)
+                self._background.spawn(consumer.close(), f"busline:retire:{self.spec.queue}")
 
     def _channel_closed(self, consumer: ConsumerChannel) -> None:
         consumer.acks.kill()
@@ -227,32 +225,3 @@ class RabbitMQSubscription:
                 log.debug("%s: re-consuming failed: %r", self.spec.queue, exc)
             await asyncio.sleep(delay)
             delay = min(delay * 2, 5.0)
-
-
-def deliver_without_tasks(
-    channel: AbstractChannel, consumer_tag: str, callback: Callable[[DeliveredMessage], None]
-) -> bool:
-    """Make ``channel`` call ``callback`` directly for deliveries to ``consumer_tag``.
-
-    aiormq wraps every delivery in a new task (it supports async callbacks); ours is
-    synchronous and only queues the delivery, so the task is pure overhead, measurable at
-    thousands of messages per second. This replaces the channel's deliver-frame handler with one
-    that reads the message the same way and calls ``callback`` in the reader. It relies on aiormq
-    internals, so it checks they exist and returns ``False`` (leaving aiormq's path) if not.
-    """
-    read_header = getattr(channel, "_Channel__get_content_header", None)
-    read_content = getattr(channel, "_read_content", None)
-    original = getattr(channel, "_on_deliver_frame", None)
-    if read_header is None or read_content is None or original is None:
-        return False
-
-    async def on_deliver_frame(frame: Basic.Deliver) -> None:
-        if frame.consumer_tag != consumer_tag:
-            await original(frame)
-            return
-        header = await read_header()
-        message = await read_content(frame, header)
-        callback(message)
-
-    channel._on_deliver_frame = on_deliver_frame  # type: ignore[attr-defined]
-    return True

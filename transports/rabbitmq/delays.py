@@ -28,7 +28,7 @@ from pamqp.commands import Basic
 
 from busline.transport import QueueType
 
-from .frames import basic_properties
+from .properties import fast
 from .publisher import Publisher
 from .topology import Topology
 
@@ -73,15 +73,13 @@ class Delays:
     ) -> None:
         """Have ``queue`` receive this message again after ``delay`` seconds; return once the
         broker confirmed it holds the copy."""
-        encoded = basic_properties(properties)
-        message_id = properties.message_id or ""
+        encoded = fast(properties)
         if delay <= 0:
             await self._publisher.publish(
                 exchange="",
                 routing_key=queue,
                 body=body,
                 properties=encoded,
-                message_id=message_id,
                 mandatory=True,
             )
             return
@@ -100,7 +98,6 @@ class Delays:
             routing_key=queue,
             body=body,
             properties=encoded,
-            message_id=message_id,
             mandatory=True,
             ensure=ensure,
             on_unroutable=lambda: topology.forget(("binding", name, name)),

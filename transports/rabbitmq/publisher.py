@@ -1,8 +1,10 @@
 """Publishing with publisher confirms: a publish returns only once the broker has the message.
 
 All publishes share one confirm-mode channel per connection and are pipelined on it: each one
-writes its frames and then waits for its own confirm, so a thousand concurrent sends cost a
-thousand frames and roughly one round trip, not a thousand round trips.
+goes through aiormq's ``basic_publish`` (which queues the frames and hands out the delivery tag
+under the channel's lock, so tags match the order frames are written) and then waits for its own
+confirm; a thousand concurrent sends cost a thousand frames and roughly one round trip, not a
+thousand round trips.
 
 If the channel or connection dies before the confirm arrives, the broker may or may not have the
 message; the publish is then repeated on the next channel (a duplicate is acceptable, a loss is
@@ -15,19 +17,18 @@ from __future__ import annotations
 import asyncio
 import logging
 import struct
-import weakref
 from collections.abc import Awaitable, Callable
-from typing import Any, cast
+from typing import cast
 
 import aiormq
 from aiormq import Channel
-from aiormq.abc import AbstractConnection, ChannelFrame
+from aiormq.abc import AbstractConnection
+from pamqp.commands import Basic
 
 from busline.errors import PublishError, PublishTimeoutError, UnroutableError
 
 from .acks import CHANNEL_GONE
 from .connection import ConnectionManager, TransportClosedError
-from .frames import publish_frames
 from .topology import TopologyError
 
 log = logging.getLogger("busline.rabbitmq")
@@ -47,11 +48,6 @@ class Publisher:
         self._timeout = send_timeout
         self._channel: Channel | None = None
         self._lock = asyncio.Lock()
-        # Per channel, held while a publisher waits for room in a full write queue (see
-        # _enqueue_in_order); per channel so that one stuck on a dead channel blocks no other.
-        self._write_locks: weakref.WeakKeyDictionary[Channel, asyncio.Lock] = (
-            weakref.WeakKeyDictionary()
-        )
 
     async def attach(self, connection: AbstractConnection) -> None:
         """Open the confirm channel of a new connection."""
@@ -78,8 +74,7 @@ class Publisher:
         exchange: str,
         routing_key: str,
         body: bytes,
-        properties: bytes,
-        message_id: str,
+        properties: Basic.Properties,
         mandatory: bool,
         ensure: Ensure | None = None,
         on_unroutable: Callable[[], None] | None = None,
@@ -87,8 +82,9 @@ class Publisher:
     ) -> None:
         """Publish and wait for the broker's confirm.
 
-        ``properties`` are the encoded content properties (see :mod:`.frames`), whose message id
-        is ``message_id`` (the broker names a returned message by it). ``ensure`` declares what
+        ``properties`` should carry a message id: aiormq matches a returned message to its
+        publish by it (and invents one if it is missing). Pass a
+        :class:`~.properties.FastProperties` for speed. ``ensure`` declares what
         the publish needs (cached, so usually free); it runs again after a reconnect.
         ``on_unroutable`` runs when the broker returns the message, before
         :class:`~busline.errors.UnroutableError` is raised; ``on_not_found`` when the exchange
@@ -105,32 +101,17 @@ class Publisher:
         attempt = 0
         while True:
             channel: Channel | None = None
+            reason: BaseException
             try:
-                async with asyncio.timeout_at(deadline):
+                async with asyncio.timeout_at(deadline) as scope:
                     channel = self._channel
                     if channel is None or channel.is_closed:
                         channel = await self._open_channel(deadline)
                     if ensure is not None:
                         await ensure()
-                    payload = publish_frames(
-                        channel.number,
-                        channel.max_content_size,
-                        exchange,
-                        routing_key,
-                        mandatory,
-                        body,
-                        properties,
+                    await _publish_on(
+                        channel, scope, body, exchange, routing_key, properties, mandatory
                     )
-                    tag, confirmation = self._enqueue_now(channel, payload, message_id)
-                    if confirmation is None:
-                        tag, confirmation = await self._enqueue_in_order(
-                            channel, payload, message_id
-                        )
-                    try:
-                        await confirmation
-                    finally:
-                        if channel.message_id_delivery_tag.get(message_id) == tag:
-                            del channel.message_id_delivery_tag[message_id]
                 return
             except aiormq.PublishError as exc:
                 if on_unroutable is not None:
@@ -148,10 +129,15 @@ class Publisher:
             except TopologyError:
                 raise
             except TimeoutError:
-                raise PublishTimeoutError(
-                    f"no confirm from RabbitMQ at {self._connections.config.masked} within "
-                    f"{self._timeout:g}s for the message sent to {_target(exchange, routing_key)}"
-                ) from None
+                if channel is not None and channel.is_closed and loop.time() < deadline:
+                    # _publish_on cut the wait short: the channel closed, not the deadline.
+                    reason = _close_reason(channel)
+                else:
+                    raise PublishTimeoutError(
+                        f"no confirm from RabbitMQ at {self._connections.config.masked} within "
+                        f"{self._timeout:g}s for the message sent to "
+                        f"{_target(exchange, routing_key)}"
+                    ) from None
             except TransportClosedError as exc:
                 raise PublishError(str(exc)) from None
             except (TypeError, ValueError, struct.error) as exc:
@@ -162,7 +148,7 @@ class Publisher:
                 if task is not None and task.cancelling():
                     raise
                 # aiormq fails pending confirms with CancelledError when it closes a channel.
-                reason: BaseException = ConnectionError("channel closed")
+                reason = ConnectionError("channel closed")
             except CHANNEL_GONE as exc:
                 reason = exc
             attempt += 1
@@ -186,70 +172,6 @@ class Publisher:
             # Short pause so a dying connection is not hammered before its loss is noticed.
             await asyncio.sleep(min(0.05 * attempt, 0.5))
 
-    def _enqueue_now(
-        self, channel: Channel, payload: bytes, message_id: str
-    ) -> tuple[int, asyncio.Future[Any] | None]:
-        """Queue the frames for the socket without waiting, if that keeps them in order.
-
-        This is aiormq's ``basic_publish`` minus what a pipelined publisher does not need: the
-        delivery tag the broker will confirm is the count of publishes on the channel, so tags
-        must be handed out in exactly the order the frames are queued. Nothing awaits between
-        the two here; when the write queue is full (or others already wait for it) the caller
-        takes :meth:`_enqueue_in_order` instead.
-        """
-        lock = self._write_locks.get(channel)
-        if (lock is not None and lock.locked()) or channel.write_queue.full():
-            return 0, None
-        if channel.is_closed:
-            raise aiormq.ChannelInvalidStateError("publish channel closed")
-        tag = channel.delivery_tag + 1
-        confirmation = channel.create_future()
-        channel.delivery_tag = tag
-        channel.confirmations[tag] = confirmation
-        channel.message_id_delivery_tag[message_id] = tag
-        channel.write_queue.put_nowait(ChannelFrame(payload=payload, should_close=False))
-        return tag, confirmation
-
-    async def _enqueue_in_order(
-        self, channel: Channel, payload: bytes, message_id: str
-    ) -> tuple[int, asyncio.Future[Any]]:
-        """Wait for room in the write queue, one publisher at a time, keeping tag order."""
-        lock = self._write_locks.get(channel)
-        if lock is None:
-            lock = self._write_locks[channel] = asyncio.Lock()
-        async with lock:
-            if channel.is_closed:
-                raise aiormq.ChannelInvalidStateError("publish channel closed")
-            tag = channel.delivery_tag + 1
-            confirmation = channel.create_future()
-            channel.delivery_tag = tag
-            channel.confirmations[tag] = confirmation
-            channel.message_id_delivery_tag[message_id] = tag
-            frame = ChannelFrame(payload=payload, should_close=False)
-            if not channel.write_queue.full():
-                channel.write_queue.put_nowait(frame)
-                return tag, confirmation
-            put = asyncio.ensure_future(channel.write_queue.put(frame))
-            # A dead connection's write queue never drains: give up when the channel closes.
-            closing = channel.closing
-            try:
-                await asyncio.wait({put, closing}, return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                closing.cancel()  # only this observer, not the channel
-                queued = put.done() and not put.cancelled() and put.exception() is None
-                if not queued:
-                    # A put cancelled before it finished has not queued the frame: never sent,
-                    # so give the tag back, or every later confirm would be off by one.
-                    put.cancel()
-                    channel.delivery_tag = tag - 1
-                    channel.confirmations.pop(tag, None)
-                    if channel.message_id_delivery_tag.get(message_id) == tag:
-                        del channel.message_id_delivery_tag[message_id]
-                    confirmation.cancel()
-            if not queued:
-                raise aiormq.ChannelInvalidStateError("publish channel closed")
-            return tag, confirmation
-
     async def _open_channel(self, deadline: float) -> Channel:
         async with self._lock:
             while True:
@@ -268,6 +190,57 @@ class Publisher:
                     continue
                 self._channel = channel
                 return channel
+
+
+async def _publish_on(
+    channel: Channel,
+    scope: asyncio.Timeout,
+    body: bytes,
+    exchange: str,
+    routing_key: str,
+    properties: Basic.Properties,
+    mandatory: bool,
+) -> None:
+    """One ``basic_publish`` on ``channel`` and its confirm, ended early if the channel closes.
+
+    ``wait=False``: waiting for the socket to drain buys nothing when the confirm is awaited
+    anyway. aiormq's write queue is small (ten frame batches) and a dead connection never
+    drains it, so a publisher waiting for room would otherwise sit there until the deadline
+    instead of retrying on the next channel: when the channel closes, ``scope`` (the publish's
+    deadline) is brought forward to now, and :meth:`Publisher.publish` tells the two apart.
+    """
+    closing = channel.closing
+    loop = asyncio.get_running_loop()
+    watching = True
+
+    def expire(_: object) -> None:
+        if watching and not scope.expired():
+            scope.reschedule(loop.time())
+
+    closing.add_done_callback(expire)
+    try:
+        await channel.basic_publish(
+            body,
+            exchange=exchange,
+            routing_key=routing_key,
+            properties=properties,
+            mandatory=mandatory,
+            wait=False,
+        )
+    finally:
+        watching = False
+        closing.remove_done_callback(expire)
+        closing.cancel()  # only this observer, not the channel
+
+
+def _close_reason(channel: Channel) -> BaseException:
+    """Why ``channel`` closed (e.g. a channel error naming a missing exchange)."""
+    closing = channel.closing  # the channel's own, finished future once it is closed
+    if closing.done() and not closing.cancelled():
+        exc = closing.exception()
+        if exc is not None:
+            return exc
+    return ConnectionError("channel closed")
 
 
 def _target(exchange: str, routing_key: str) -> str:

@@ -17,9 +17,11 @@ from .config import ConnectionConfig
 from .connection import ConnectionManager
 from .consumer import RabbitMQSubscription
 from .delays import Delays
-from .frames import basic_properties, envelope_properties
+from .properties import fast
 from .publisher import Publisher
+from .tasks import BackgroundTasks
 from .topology import Topology, TopologyError
+from .wire import properties_for
 
 log = logging.getLogger("busline.rabbitmq")
 
@@ -45,6 +47,8 @@ class RabbitMQTransport:
         self._publisher = Publisher(self._connections, settings.send_timeout)
         self._delays = Delays(self._topology, self._publisher, settings.queue_type)
         self._subscriptions: list[RabbitMQSubscription] = []
+        # E.g. closing consumer channels that were replaced: awaited on close.
+        self._background = BackgroundTasks()
         self._closed = False
 
     def __repr__(self) -> str:
@@ -78,6 +82,8 @@ class RabbitMQTransport:
         self._closed = True
         subscriptions, self._subscriptions = self._subscriptions, []
         await asyncio.gather(*(sub.close() for sub in subscriptions), return_exceptions=True)
+        # Channel closes are bounded by their own timeouts; the grace is a backstop.
+        await self._background.close(grace=10)
         await self._publisher.close()
         await self._connections.close()
 
@@ -111,8 +117,7 @@ class RabbitMQTransport:
             exchange="",
             routing_key=queue,
             body=envelope.body,
-            properties=envelope_properties(envelope),
-            message_id=envelope.message_id,
+            properties=properties_for(envelope),
             mandatory=True,
             ensure=partial(topology.queue, queue),
             # Someone deleted the queue: the next send declares it again.
@@ -126,8 +131,7 @@ class RabbitMQTransport:
             exchange=exchange,
             routing_key="",
             body=envelope.body,
-            properties=envelope_properties(envelope),
-            message_id=envelope.message_id,
+            properties=properties_for(envelope),
             mandatory=False,
             ensure=partial(self._topology.exchange, exchange),
             on_not_found=partial(self._topology.forget, ("exchange", exchange)),
@@ -140,8 +144,7 @@ class RabbitMQTransport:
             exchange="",
             routing_key=error_queue,
             body=body,
-            properties=basic_properties(properties),
-            message_id=properties.message_id or "",
+            properties=fast(properties),
             mandatory=True,
             ensure=partial(self._topology.queue, error_queue),
             on_unroutable=partial(self._topology.forget, ("queue", error_queue)),
@@ -160,7 +163,12 @@ class RabbitMQTransport:
     ) -> RabbitMQSubscription:
         """Declare ``spec``'s queue and bindings and start consuming it."""
         subscription = RabbitMQSubscription(
-            spec, on_delivery, self._topology, self, lambda: self._connections.current
+            spec,
+            on_delivery,
+            self._topology,
+            self,
+            lambda: self._connections.current,
+            self._background,
         )
         # Registered first: if the connection drops while attaching, the reconnect resumes it.
         self._subscriptions.append(subscription)

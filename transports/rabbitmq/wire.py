@@ -45,6 +45,8 @@ from busline.envelope import (
     new_message_id,
 )
 
+from .properties import FastProperties
+
 PERSISTENT = 2
 
 # Header values AMQP field tables take as they are; anything else is converted first.
@@ -52,9 +54,9 @@ _PLAIN_TYPES = frozenset({str, int, bool, float, type(None)})
 _INT64 = range(-(2**63), 2**63)
 
 
-def properties_for(envelope: Envelope) -> Basic.Properties:
+def properties_for(envelope: Envelope) -> FastProperties:
     """The AMQP properties (headers included) that carry ``envelope``."""
-    return Basic.Properties(
+    return FastProperties(
         content_type=envelope.content_type or CONTENT_TYPE_JSON,
         headers=wire_table(envelope.wire_headers()),
         delivery_mode=PERSISTENT,
@@ -68,13 +70,13 @@ def properties_for(envelope: Envelope) -> Basic.Properties:
 
 def republish_properties(
     original: Basic.Properties, message_id: str, extra_headers: Mapping[str, Any]
-) -> Basic.Properties:
+) -> FastProperties:
     """Properties to re-publish a received message with (to the error queue or a delay queue):
     the original ones, ``extra_headers`` merged into its headers, persistent, and without the
     properties that would make the copy vanish or be refused (``expiration``, ``user_id``)."""
     headers = dict(original.headers or {})
     headers.update(extra_headers)
-    return Basic.Properties(
+    return FastProperties(
         content_type=original.content_type,
         content_encoding=original.content_encoding,
         headers=wire_table(headers),
