@@ -11,11 +11,14 @@ from __future__ import annotations
 
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from busline.envelope import Envelope
 from busline.errors import BuslineError
 from busline.messages import MessageKind
+
+if TYPE_CHECKING:  # busline.stores.sagas imports the schema, which imports this module
+    from busline.stores.sagas import SagaRecord, SagaStep, ScheduledMessage
 
 
 class StoreError(BuslineError):
@@ -51,6 +54,8 @@ class StoreSettings:
         pool_size: Most connections a PostgreSQL store opens (handlers each hold one while
             they run; a relay draining a backlog holds up to three, one per claim). SQLite uses
             a single connection.
+        saga_retention: Seconds a completed saga instance (with its steps) is kept for
+            inspection before the purge deletes it; ``0`` deletes it as soon as it completes.
     """
 
     inbox_retention: float = 7 * 24 * 3600.0
@@ -62,10 +67,12 @@ class StoreSettings:
     relay_max_backoff: float = 30.0
     cleanup_interval: float = 60.0
     pool_size: int = 10
+    saga_retention: float = 0.0
 
     def __post_init__(self) -> None:
-        if self.outbox_retention < 0:
-            raise ValueError("StoreSettings.outbox_retention must not be negative")
+        for name in ("outbox_retention", "saga_retention"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"StoreSettings.{name} must not be negative")
         for name in (
             "inbox_retention",
             "dispatch_lease",
@@ -83,6 +90,11 @@ class StoreSettings:
     def keeps_sent_rows(self) -> bool:
         """Whether sent rows are marked dispatched and kept (else they are deleted at once)."""
         return self.outbox_retention > 0
+
+    @property
+    def keeps_completed_sagas(self) -> bool:
+        """Whether completed saga instances are kept (and purged later) or deleted at once."""
+        return self.saga_retention > 0
 
 
 @dataclass(slots=True)
@@ -126,6 +138,8 @@ class OutboxStats:
     dispatched: int
     inbox_keys: int
     schema_version: int
+    #: Scheduled messages (saga timeouts) waiting for their due time: not in :attr:`pending`.
+    scheduled: int = 0
 
 
 class StoreTransaction(Protocol):
@@ -138,10 +152,42 @@ class StoreTransaction(Protocol):
     async def claim_inbox(self, consumer: str, key: str, message_id: str, now: float) -> bool:
         """Record ``key`` as processed by ``consumer``; ``False`` if it already was."""
 
-    async def add_outbox(self, transaction: tuple[Any, ...], rows: list[tuple[Any, ...]]) -> None:
+    async def add_outbox(
+        self,
+        transaction: tuple[Any, ...],
+        rows: list[tuple[Any, ...]],
+        schedule_key: str | None = None,
+    ) -> None:
         """Insert an outbox transaction and its rows (values in
         :data:`busline.stores.schema.TRANSACTION_COLUMNS` and
-        :data:`busline.stores.schema.OUTBOX_COLUMNS` order)."""
+        :data:`busline.stores.schema.OUTBOX_COLUMNS` order).
+
+        With a ``schedule_key`` the transaction is a scheduled message, sent at its
+        ``available_at``; a pending one with the same key is deleted first (replaced). Write the
+        saga instance before scheduling its timeouts: a concurrent writer of the same instance
+        then shows as a failed :meth:`update_saga` rather than as a unique violation here.
+        """
+
+    async def load_saga(self, saga: str, key: str) -> SagaRecord | None:
+        """The instance as committed (or written in this transaction), without locking it."""
+
+    async def insert_saga(self, record: SagaRecord) -> bool:
+        """Insert a new instance at version 1; ``False`` when ``(saga, key)`` exists (a
+        concurrent insert waits for the other transaction and then returns ``False``)."""
+
+    async def update_saga(self, record: SagaRecord, expected_version: int) -> bool:
+        """Write the record as version ``expected_version + 1`` if the stored version is
+        ``expected_version``; ``False`` (nothing written) when another transaction wrote it."""
+
+    async def delete_saga(self, saga: str, key: str, expected_version: int) -> bool:
+        """Delete the instance and its steps if it is at ``expected_version``."""
+
+    async def add_saga_step(self, saga: str, key: str, step: SagaStep) -> None:
+        """Record a message the instance handled."""
+
+    async def cancel_scheduled(self, key_prefix: str) -> int:
+        """Delete the pending scheduled messages whose key starts with ``key_prefix`` (not
+        empty); return how many transactions went."""
 
 
 class Store(Protocol):
@@ -180,13 +226,37 @@ class Store(Protocol):
         the block ends. ``source`` is the sending service: a relay sends only its service's
         messages (another service sharing the database may use another broker)."""
 
-    async def purge(self, outbox_before: float, inbox_before: float, limit: int) -> int:
+    async def purge(
+        self,
+        outbox_before: float,
+        inbox_before: float,
+        limit: int,
+        *,
+        sagas_before: float | None = None,
+    ) -> int:
         """Delete the rows of up to ``limit`` outbox transactions dispatched before
-        ``outbox_before``, and up to ``limit`` inbox records older than ``inbox_before``; return
-        how many rows went."""
+        ``outbox_before``, up to ``limit`` inbox records older than ``inbox_before`` and (given
+        ``sagas_before``) up to ``limit`` saga instances completed before it, with their steps;
+        return how many rows went."""
 
-    async def stats(self) -> OutboxStats:
-        """Backlog, failures and sizes."""
+    async def stats(self, now: float | None = None) -> OutboxStats:
+        """Backlog, failures and sizes; scheduled messages not due at ``now`` (default: the
+        wall clock) are counted apart from the backlog."""
+
+    async def list_sagas(
+        self,
+        saga: str | None = None,
+        status: str | None = None,
+        updated_before: float | None = None,
+        limit: int = 100,
+    ) -> list[SagaRecord]:
+        """Saga instances, stalest (least recently updated) first."""
+
+    async def saga_history(self, saga: str, key: str) -> list[SagaStep]:
+        """The messages an instance handled, oldest first."""
+
+    async def scheduled(self, key_prefix: str) -> list[ScheduledMessage]:
+        """The pending scheduled messages whose key starts with ``key_prefix``, soonest first."""
 
     async def schema_version(self) -> int:
         """The highest schema migration applied."""

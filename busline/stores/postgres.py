@@ -23,12 +23,20 @@ from busline.stores import sql
 from busline.stores.base import Claim, OutboxStats, StoreError, StoreSettings
 from busline.stores.progress import claim_outcome
 from busline.stores.rows import in_dispatch_order, row_from_record
+from busline.stores.saga_postgres import (
+    REPLACE_SCHEDULED,
+    PostgresSagaStore,
+    PostgresSagaTransaction,
+    purge_sagas,
+)
+from busline.stores.sagas import INSERT_SCHEDULED_TRANSACTION
 from busline.stores.schema import (
     OUTBOX_COLUMNS,
     TRANSACTION_COLUMNS,
     VERSION_TABLE_POSTGRES,
     pending_migrations,
 )
+from busline.stores.sql import affected as _affected
 from busline.urls import mask_url
 
 #: ``pg_advisory_xact_lock`` key serializing migrations of one database ("busline" in ASCII).
@@ -36,6 +44,7 @@ MIGRATION_LOCK = 0x62_75_73_6C_69_6E_65
 
 _INSERT_OUTBOX = sql.numbered(sql.INSERT_OUTBOX)
 _INSERT_TRANSACTION = sql.numbered(sql.INSERT_TRANSACTION)
+_INSERT_SCHEDULED_TRANSACTION = sql.numbered(INSERT_SCHEDULED_TRANSACTION)
 _INSERT_INBOX = sql.numbered(sql.INSERT_INBOX)
 #: Due transactions, locked (skipping those other relays hold) until the claim ends, with their
 #: unsent rows, in one statement.
@@ -59,35 +68,33 @@ WITH expired AS (
 DELETE FROM busline_outbox WHERE tx_id IN (SELECT tx_id FROM expired)"""
 _PURGE_INBOX = sql.numbered(sql.PURGE_INBOX)
 _RECORD_VERSION = sql.numbered(sql.RECORD_VERSION)
+_STATS_PENDING = sql.numbered(sql.STATS_PENDING)
+_STATS_SCHEDULED = sql.numbered(sql.STATS_SCHEDULED)
 
 
 #: Most rows inserted with their transaction in one statement; more take two round trips.
 ONE_STATEMENT_ROWS = 16
 
 
-@functools.lru_cache(maxsize=ONE_STATEMENT_ROWS)
-def _insert_with_rows(rows: int) -> str:
+@functools.lru_cache(maxsize=2 * ONE_STATEMENT_ROWS)
+def _insert_with_rows(rows: int, scheduled: bool = False) -> str:
     """A transaction row and ``rows`` outbox rows in one statement: a handler's commit costs
-    one round trip for its outbox, whatever it sent."""
-    first = len(TRANSACTION_COLUMNS) + 1
+    one round trip for its outbox, whatever it sent (a scheduled transaction's values end with
+    its key)."""
+    first = len(TRANSACTION_COLUMNS) + 1 + scheduled
     width = len(OUTBOX_COLUMNS)
     groups = ", ".join(
         "(" + ", ".join(f"${first + row * width + column}" for column in range(width)) + ")"
         for row in range(rows)
     )
+    insert = _INSERT_SCHEDULED_TRANSACTION if scheduled else _INSERT_TRANSACTION
     return (
-        f"WITH tx AS ({_INSERT_TRANSACTION}) "
+        f"WITH tx AS ({insert}) "
         f"INSERT INTO busline_outbox ({', '.join(OUTBOX_COLUMNS)}) VALUES {groups}"
     )
 
 
-def _affected(status: str) -> int:
-    """Rows affected, from a command status such as ``INSERT 0 1`` or ``DELETE 3``."""
-    tail = status.rsplit(" ", 1)[-1]
-    return int(tail) if tail.isdigit() else 0
-
-
-class PostgresTransaction:
+class PostgresTransaction(PostgresSagaTransaction):
     """An open PostgreSQL transaction; :attr:`connection` is the ``asyncpg`` connection."""
 
     __slots__ = ("connection",)
@@ -103,17 +110,29 @@ class PostgresTransaction:
         status = await self.connection.execute(_INSERT_INBOX, consumer, key, message_id, now)
         return _affected(status) == 1
 
-    async def add_outbox(self, transaction: tuple[Any, ...], rows: list[tuple[Any, ...]]) -> None:
-        """Insert an outbox transaction and its rows (in one round trip, unless many)."""
+    async def add_outbox(
+        self,
+        transaction: tuple[Any, ...],
+        rows: list[tuple[Any, ...]],
+        schedule_key: str | None = None,
+    ) -> None:
+        """Insert an outbox transaction and its rows (in one round trip, unless many); a
+        scheduled message replaces the pending one with its key (one more round trip)."""
+        scheduled = schedule_key is not None
+        if scheduled:
+            await self.connection.execute(REPLACE_SCHEDULED, schedule_key)
+            transaction = (*transaction, schedule_key)
         if len(rows) <= ONE_STATEMENT_ROWS:
             values = [value for row in rows for value in row]
-            await self.connection.execute(_insert_with_rows(len(rows)), *transaction, *values)
+            insert = _insert_with_rows(len(rows), scheduled)
+            await self.connection.execute(insert, *transaction, *values)
             return
-        await self.connection.execute(_INSERT_TRANSACTION, *transaction)
+        first = _INSERT_SCHEDULED_TRANSACTION if scheduled else _INSERT_TRANSACTION
+        await self.connection.execute(first, *transaction)
         await self.connection.executemany(_INSERT_OUTBOX, rows)
 
 
-class PostgresStore:
+class PostgresStore(PostgresSagaStore):
     """The :class:`~busline.stores.base.Store` for ``postgresql://`` URLs."""
 
     dialect = "postgresql"
@@ -238,17 +257,30 @@ class PostgresStore:
         if partly_sent and not self._keep_sent:
             await conn.executemany(_DELETE_SENT_ROWS, partly_sent)
 
-    async def purge(self, outbox_before: float, inbox_before: float, limit: int) -> int:
-        """Delete expired dispatched transactions with their rows, and expired inbox records."""
+    async def purge(
+        self,
+        outbox_before: float,
+        inbox_before: float,
+        limit: int,
+        *,
+        sagas_before: float | None = None,
+    ) -> int:
+        """Delete expired dispatched transactions with their rows, expired inbox records and
+        (given ``sagas_before``) expired completed sagas with their steps."""
         async with self._get_pool().acquire() as conn:
             removed = _affected(await conn.execute(_PURGE_OUTBOX, outbox_before, limit))
             removed += _affected(await conn.execute(_PURGE_INBOX, inbox_before, limit))
+            if sagas_before is not None:
+                removed += await purge_sagas(conn, sagas_before, limit)
         return removed
 
-    async def stats(self) -> OutboxStats:
-        """Backlog, failures and sizes, as committed."""
+    async def stats(self, now: float | None = None) -> OutboxStats:
+        """Backlog, failures and sizes, as committed; scheduled messages not due at ``now``
+        (default: the wall clock) apart."""
+        at = time.time() if now is None else now
         async with self._get_pool().acquire() as conn:
-            pending, oldest, failing = await conn.fetchrow(sql.STATS_PENDING)
+            pending, oldest, failing = await conn.fetchrow(_STATS_PENDING, at)
+            scheduled = await conn.fetchval(_STATS_SCHEDULED, at)
             last_error = await conn.fetchval(sql.STATS_LAST_ERROR)
             dispatched = await conn.fetchval(sql.STATS_DISPATCHED)
             inbox = await conn.fetchval(sql.STATS_INBOX)
@@ -261,6 +293,7 @@ class PostgresStore:
             dispatched=dispatched,
             inbox_keys=inbox,
             schema_version=version,
+            scheduled=scheduled,
         )
 
     async def schema_version(self) -> int:

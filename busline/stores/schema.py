@@ -11,6 +11,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from busline.stores.base import StoreError
+from busline.stores.saga_schema import (
+    SAGA_INDEXES,
+    SAGA_STEPS_POSTGRES,
+    SAGA_STEPS_SQLITE,
+    SAGAS,
+    SCHEDULE_KEY_POSTGRES,
+    SCHEDULE_KEY_SQLITE,
+    SCHEDULED_INDEX,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -239,6 +248,24 @@ MIGRATIONS: tuple[Migration, ...] = (
             _TRANSACTIONS_FROM_ROWS,
             *_TRANSACTION_INDEXES,
             *_ROW_PROGRESS_OUT,
+        ),
+    ),
+    Migration(
+        4,
+        "sagas, their steps, and scheduled outbox messages",
+        sqlite=(
+            SAGAS.format(blob="BLOB", real="REAL"),
+            SAGA_STEPS_SQLITE,
+            *SAGA_INDEXES,
+            SCHEDULE_KEY_SQLITE,
+            SCHEDULED_INDEX,
+        ),
+        postgres=(
+            SAGAS.format(blob="BYTEA", real="DOUBLE PRECISION"),
+            SAGA_STEPS_POSTGRES,
+            *SAGA_INDEXES,
+            SCHEDULE_KEY_POSTGRES,
+            SCHEDULED_INDEX,
         ),
     ),
 )

@@ -18,6 +18,12 @@ def numbered(sql: str) -> str:
     return "".join(out)
 
 
+def affected(status: str) -> int:
+    """Rows affected, from a PostgreSQL command status such as ``INSERT 0 1`` or ``DELETE 3``."""
+    tail = status.rsplit(" ", 1)[-1]
+    return int(tail) if tail.isdigit() else 0
+
+
 INSERT_OUTBOX = (
     f"INSERT INTO busline_outbox ({', '.join(OUTBOX_COLUMNS)}) "
     f"VALUES ({', '.join('?' for _ in OUTBOX_COLUMNS)})"
@@ -86,10 +92,18 @@ PURGE_INBOX = """
 DELETE FROM busline_inbox WHERE (consumer, idempotency_key) IN (
   SELECT consumer, idempotency_key FROM busline_inbox WHERE processed_at < ? LIMIT ?)"""
 
-STATS_PENDING = """
+#: A scheduled message (a saga timeout) waiting for its due time, given as the parameter: not
+#: backlog. Once overdue, or failing, it is.
+_WAITING = "schedule_key IS NOT NULL AND attempts = 0 AND available_at > ?"
+
+STATS_PENDING = f"""
 SELECT COALESCE(SUM(messages - sent), 0), MIN(created_at),
        COALESCE(SUM(CASE WHEN attempts > 0 THEN 1 ELSE 0 END), 0)
-FROM busline_outbox_transactions WHERE dispatched_at IS NULL"""
+FROM busline_outbox_transactions WHERE dispatched_at IS NULL AND NOT ({_WAITING})"""
+
+STATS_SCHEDULED = f"""
+SELECT COALESCE(SUM(messages - sent), 0)
+FROM busline_outbox_transactions WHERE dispatched_at IS NULL AND {_WAITING}"""
 
 STATS_LAST_ERROR = """
 SELECT last_error FROM busline_outbox_transactions

@@ -25,6 +25,7 @@ from busline.stores import sql
 from busline.stores.base import Claim, OutboxStats, StoreError, StoreSettings
 from busline.stores.progress import claim_outcome
 from busline.stores.rows import in_dispatch_order, row_from_record
+from busline.stores.saga_sqlite import SqliteSagaStore, SqliteSagaTransaction, purge_sagas
 from busline.stores.schema import VERSION_TABLE_SQLITE, pending_migrations
 from busline.urls import mask_url
 
@@ -41,7 +42,7 @@ def sqlite_path(url: str) -> str:
     return path
 
 
-class SqliteTransaction:
+class SqliteTransaction(SqliteSagaTransaction):
     """An open SQLite transaction; :attr:`connection` is the ``aiosqlite.Connection``."""
 
     __slots__ = ("connection",)
@@ -57,13 +58,22 @@ class SqliteTransaction:
         await self.connection.execute(sql.INSERT_INBOX, (consumer, key, message_id, now))
         return self.connection.total_changes > changes
 
-    async def add_outbox(self, transaction: tuple[Any, ...], rows: list[tuple[Any, ...]]) -> None:
-        """Insert an outbox transaction and its rows."""
+    async def add_outbox(
+        self,
+        transaction: tuple[Any, ...],
+        rows: list[tuple[Any, ...]],
+        schedule_key: str | None = None,
+    ) -> None:
+        """Insert an outbox transaction and its rows (a scheduled message: replacing the pending
+        one with its key)."""
+        if schedule_key is not None:
+            await self._add_scheduled(transaction, rows, schedule_key)
+            return
         await self.connection.execute(sql.INSERT_TRANSACTION, transaction)
         await self.connection.executemany(sql.INSERT_OUTBOX, rows)
 
 
-class SqliteStore:
+class SqliteStore(SqliteSagaStore):
     """The :class:`~busline.stores.base.Store` for ``sqlite://`` URLs."""
 
     dialect = "sqlite"
@@ -214,8 +224,16 @@ class SqliteStore:
             if partly_sent and not self._keep_sent:
                 await conn.executemany(sql.DELETE_SENT_ROWS, partly_sent)
 
-    async def purge(self, outbox_before: float, inbox_before: float, limit: int) -> int:
-        """Delete expired dispatched transactions with their rows, and expired inbox records."""
+    async def purge(
+        self,
+        outbox_before: float,
+        inbox_before: float,
+        limit: int,
+        *,
+        sagas_before: float | None = None,
+    ) -> int:
+        """Delete expired dispatched transactions with their rows, expired inbox records and
+        (given ``sagas_before``) expired completed sagas with their steps."""
         async with self._write() as conn:
             expired = [
                 row[0]
@@ -231,12 +249,17 @@ class SqliteStore:
                 await conn.execute(f"{sql.DELETE_TRANSACTIONS}({marks})", expired)
             async with conn.execute(sql.PURGE_INBOX, (inbox_before, limit)) as cursor:
                 removed += cursor.rowcount
+            if sagas_before is not None:
+                removed += await purge_sagas(conn, sagas_before, limit)
         return removed
 
-    async def stats(self) -> OutboxStats:
-        """Backlog, failures and sizes, as committed."""
+    async def stats(self, now: float | None = None) -> OutboxStats:
+        """Backlog, failures and sizes, as committed; scheduled messages not due at ``now``
+        (default: the wall clock) apart."""
+        at = (time.time() if now is None else now,)
         async with self._write() as conn:
-            [(pending, oldest, failing)] = await conn.execute_fetchall(sql.STATS_PENDING)
+            [(pending, oldest, failing)] = await conn.execute_fetchall(sql.STATS_PENDING, at)
+            [(scheduled,)] = await conn.execute_fetchall(sql.STATS_SCHEDULED, at)
             errors = await conn.execute_fetchall(sql.STATS_LAST_ERROR)
             [(dispatched,)] = await conn.execute_fetchall(sql.STATS_DISPATCHED)
             [(inbox,)] = await conn.execute_fetchall(sql.STATS_INBOX)
@@ -249,6 +272,7 @@ class SqliteStore:
             dispatched=dispatched,
             inbox_keys=inbox,
             schema_version=version,
+            scheduled=scheduled,
         )
 
     async def schema_version(self) -> int:
