@@ -1,7 +1,7 @@
-"""busline: an asyncio message bus with commands, events, retries, outbox, sagas and tracing."""
+"""busline: an asyncio message bus with commands, events, retries, outbox, inbox and tracing."""
 
 from busline.bus import Bus
-from busline.context import Context, OutgoingMessage
+from busline.context import Context
 from busline.envelope import Envelope
 from busline.errors import (
     BuslineError,
@@ -17,8 +17,11 @@ from busline.errors import (
 from busline.inbox import MemoryDeduplication
 from busline.messages import Command, Event, Message, MessageKind
 from busline.middleware import Middleware
+from busline.outcomes import Outcome, OutcomeKind
+from busline.outgoing import OutgoingMessage
 from busline.retries import NO_RETRIES, RetryPolicy
 from busline.stores import NestedTransactionError, NoStoreError, StoreError, StoreSettings
+from busline.tracing.settings import TracingSettings
 from busline.transaction import Transaction
 
 __all__ = [
@@ -38,6 +41,8 @@ __all__ = [
     "Middleware",
     "NestedTransactionError",
     "NoStoreError",
+    "Outcome",
+    "OutcomeKind",
     "OutgoingMessage",
     "PublishError",
     "PublishTimeoutError",
@@ -46,6 +51,7 @@ __all__ = [
     "RetryPolicy",
     "StoreError",
     "StoreSettings",
+    "TracingSettings",
     "Transaction",
     "UnroutableError",
 ]

@@ -1,30 +1,41 @@
-"""The composition root: declare handlers, start and stop, send commands and publish events."""
+"""The composition root: declare handlers, start and stop, send commands and publish events.
+
+Only this module knows every part. It builds them at start, each with the narrow settings and
+services it uses: the :class:`~busline.outgoing.MessageFactory` (building messages), the
+:class:`~busline.publishing.Publisher` (the publish chain to the transport), the
+:class:`~busline.storage.StoreRuntime` (store, outbox relay), the consume chain of each
+:class:`~busline.consumer.Consumer`, and the telemetry. docs/architecture.md walks the path.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import signal
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal
 
 from busline.clock import Clock, SystemClock
-from busline.context import OutgoingMessage
+from busline.consumer import Consumer
+from busline.context import HandlerServices
 from busline.declarations import HandlerDeclarations
-from busline.dispatch import Endpoint
-from busline.envelope import Envelope
 from busline.errors import BusNotRunningError
+from busline.lifecycle import Lifecycle
 from busline.messages import Message, MessageKind
-from busline.middleware import Middleware, compose_consume, compose_publish
-from busline.middleware.store import StoreMiddleware
-from busline.outbox import Outbox
-from busline.outgoing import build_outgoing, check_kind
-from busline.registry import Registry, handler_call
+from busline.middleware import Middleware, OptionCheck, compose_consume, overrides
+from busline.outcomes import NO_OBSERVERS, Outcomes
+from busline.outgoing import MessageFactory
+from busline.publishing import Publisher
+from busline.registry import HandlerSpec, Registry, handler_call
 from busline.retries import RetryMiddleware, RetryPolicy
+from busline.sending import SendAfterSuccess
+from busline.storage import StoreRuntime
 from busline.stores import NoStoreError, StoreSettings
+from busline.tracing.settings import TRACING_HANDLER_OPTIONS, TracingSettings
 from busline.transaction import Transaction, open_transaction
+from busline.transactional import StoreMiddleware
 from busline.transport import QueueType, Transport, TransportSettings, open_transport
 from busline.urls import mask_url
 
@@ -65,11 +76,13 @@ class Bus(HandlerDeclarations):
             ``bus.transaction()`` is available. ``None`` (default): no store.
         store_settings: Leases, relay pacing and retention of the store
             (:class:`~busline.stores.StoreSettings`).
-        tracing: OpenTelemetry spans and metrics (docs/tracing.md). ``None`` (default): on when
-            an SDK provider is installed globally or passed below, checked at start; off, it
-            costs nothing.
+        tracing: OpenTelemetry spans and metrics (docs/tracing.md): a
+            :class:`~busline.tracing.TracingSettings`, or ``True``/``False`` to force it on or
+            off. ``None`` (default): on when an SDK provider is installed globally or passed
+            below, checked at start; off, it costs nothing.
         trace_commands_as: ``"child"`` (default): a command's process span continues the
-            sender's trace; ``"link"``: it starts a new trace linked to the send span.
+            sender's trace; ``"link"``: it starts a new trace linked to the send span. (The
+            same as ``TracingSettings(commands_as=...)``.)
         trace_events_as: The same for events; ``"link"`` by default (a fact has many readers).
             Handlers override both with ``trace_as=``.
         tracer_provider: Use this OpenTelemetry tracer provider instead of the global one.
@@ -93,7 +106,7 @@ class Bus(HandlerDeclarations):
         transport_options: Mapping[str, Any] | None = None,
         store: str | None = None,
         store_settings: StoreSettings | None = None,
-        tracing: bool | None = None,
+        tracing: bool | TracingSettings | None = None,
         trace_commands_as: Literal["child", "link"] = "child",
         trace_events_as: Literal["child", "link"] = "link",
         tracer_provider: TracerProvider | None = None,
@@ -105,6 +118,8 @@ class Bus(HandlerDeclarations):
             raise ValueError("prefetch must be at least 1")
         if queue_type not in ("quorum", "classic"):
             raise ValueError("queue_type must be 'quorum' or 'classic'")
+        if store_settings is not None and store is None:
+            raise ValueError("store_settings= needs a store= URL")
         self.service = service
         self.url = url
         self.prefetch = prefetch
@@ -113,6 +128,9 @@ class Bus(HandlerDeclarations):
         self.clock: Clock = clock or SystemClock()
         self.middleware: list[Middleware] = list(middleware)
         self.retry = retry or RetryPolicy()
+        self.tracing = _tracing_settings(
+            tracing, trace_commands_as, trace_events_as, tracer_provider, meter_provider
+        )
         self.settings = TransportSettings(
             service=service,
             queue_type=queue_type,
@@ -122,110 +140,138 @@ class Bus(HandlerDeclarations):
             options=dict(transport_options or {}),
         )
         self.registry = Registry(service)
-        self.transport: Transport | None = None
-        if store_settings is not None and store is None:
-            raise ValueError("store_settings= needs a store= URL")
-        #: The store, its outbox and relay when ``store=`` is given; ``None`` without a store.
-        self.outbox: Outbox | None = (
-            Outbox(self, store, store_settings or StoreSettings()) if store else None
+        #: The per-handler options the decorators accept: busline's own and the middleware's.
+        self.handler_options: dict[str, OptionCheck] = {
+            **RetryMiddleware.handler_options,
+            **TRACING_HANDLER_OPTIONS,
+        }
+        for mw in self.middleware:
+            self.handler_options.update(mw.handler_options)
+        self._lifecycle = Lifecycle(service)
+        self._factory = MessageFactory(self._lifecycle, self.clock, max_message_size)
+        self._publisher = Publisher(service)
+        #: The store at run time (store, outbox relay) when ``store=`` is given, else ``None``.
+        self.storage: StoreRuntime | None = (
+            StoreRuntime(
+                store, store_settings or StoreSettings(), service, self.clock, self._publisher
+            )
+            if store
+            else None
         )
-        self._endpoints: list[Endpoint] = []
-        self._publish_chain = compose_publish((), self._transport_dispatch)
-        #: The transport, when sends can go to it without a publish middleware chain.
-        self._direct: Transport | None = None
-        self._state = "new"
-        for mode in (trace_commands_as, trace_events_as):
-            if mode not in ("child", "link"):
-                raise ValueError(f"trace_*_as must be 'child' or 'link', got {mode!r}")
-        self.tracing = tracing
-        self.trace_commands_as: Literal["child", "link"] = trace_commands_as
-        self.trace_events_as: Literal["child", "link"] = trace_events_as
-        self.tracer_provider = tracer_provider
-        self.meter_provider = meter_provider
+        self.transport: Transport | None = None
         #: The bus's tracing and metrics once started, ``None`` when tracing is off.
         self.telemetry: Telemetry | None = None
-        #: Called with every message :meth:`prepare` builds, before anything sends it (tracing
-        #: captures the context the message was created in: it may leave much later).
-        self.create_hooks: list[Callable[[OutgoingMessage], None]] = []
+        self._consumers: list[Consumer] = []
 
     @property
-    def storage(self) -> Outbox | None:
-        """The store's runtime (store, outbox relay, marker) when ``store=`` is given."""
-        return self.outbox
+    def state(self) -> str:
+        """``new``, ``starting``, ``running``, ``stopping`` or ``stopped``."""
+        return self._lifecycle.state
 
     def __repr__(self) -> str:
-        return f"<Bus service={self.service!r} url={mask_url(self.url)!r} {self._state}>"
+        return f"<Bus service={self.service!r} url={mask_url(self.url)!r} {self.state}>"
 
     # -- lifecycle -----------------------------------------------------------------------------
 
     async def start(self) -> None:
         """Connect, declare topology and start every consumer."""
-        if self._state != "new":
-            raise BusNotRunningError(f"a bus starts once; this one is {self._state}")
-        self._state = "starting"
+        if self._lifecycle.state != "new":
+            raise BusNotRunningError(f"a bus starts once; this one is {self.state}")
+        self._lifecycle.state = "starting"
         self.transport = open_transport(self.url, self.settings)
         try:
             await self.transport.start()
-            stack = [*self._builtin_middleware(), *self.middleware]
-            self._publish_chain = compose_publish(stack, self._transport_dispatch)
-            if self._publish_chain == self._transport_dispatch:
-                # No publish middleware: skip a coroutine layer on every send.
-                self._direct = self.transport
-            if self.outbox is not None:
-                await self.outbox.start()
+            tracing = self._start_telemetry(self.transport)
+            everything = [*tracing, *self.middleware]
+            self._factory.set_hooks(
+                [mw.on_create for mw in everything if overrides(mw, "on_create")]
+            )
+            self._publisher.connect(self.transport, everything)
+            if self.storage is not None:
+                await self.storage.start(self._retry_window())
+            observers = [mw.on_outcome for mw in everything if overrides(mw, "on_outcome")]
+            services = HandlerServices(
+                self.service,
+                self._factory,
+                has_store=self.storage is not None,
+                outcomes=Outcomes(observers) if observers else NO_OBSERVERS,
+            )
             for spec in self.registry.specs:
-                chain = compose_consume(stack, handler_call(spec))
-                endpoint = Endpoint(self, spec, chain, spec.prefetch or self.prefetch)
-                await endpoint.start(self.transport)
-                self._endpoints.append(endpoint)
+                consumer = self._consumer(spec, tracing, services)
+                await consumer.start(self.transport)
+                self._consumers.append(consumer)
         except BaseException:
             await self._shutdown()
             raise
-        self._state = "running"
+        self._lifecycle.state = "running"
         log.info("bus %s started on %s", self.service, mask_url(self.url))
 
-    def _builtin_middleware(self) -> list[Middleware]:
-        """busline's own middleware, outermost first: tracing, retries, store (outbox/inbox).
+    def _consumer(
+        self, spec: HandlerSpec, outer: list[Middleware], services: HandlerServices
+    ) -> Consumer:
+        """A handler's consumer; its chain, outermost first: tracing, the verdict, sending
+        after success, retries, the store transaction, the user's middleware, the handler."""
+        inner: list[Middleware] = [
+            SendAfterSuccess(self._publisher, self.storage, self.retry),
+            RetryMiddleware(self.retry),
+        ]
+        if self.storage is not None:
+            inner.append(StoreMiddleware(self.storage))
+        chain = compose_consume([*inner, *self.middleware], handler_call(spec))
+        return Consumer(
+            spec,
+            outer,
+            chain,
+            services,
+            spec.prefetch or self.prefetch,
+            self.max_message_size,
+            self.clock,
+        )
 
-        The user's middleware goes inside these, closest to the handler.
-        """
-        stack: list[Middleware] = [*self._tracing_middleware(), RetryMiddleware(self.retry)]
-        if self.outbox is not None:
-            stack.append(StoreMiddleware(self.outbox))
-        return stack
-
-    def _tracing_middleware(self) -> list[Middleware]:
-        """The tracing middleware and creation hook when tracing is on; nothing when off."""
+    def _start_telemetry(self, transport: Transport) -> list[Middleware]:
+        """The tracing middleware when tracing is on; nothing when off."""
         # Imported here: the OpenTelemetry API costs import time that an untraced bus never pays.
         from busline.tracing import Telemetry, TracingMiddleware
 
-        self.telemetry = Telemetry.for_bus(self)
+        self.telemetry = Telemetry.create(
+            self.tracing,
+            service=self.service,
+            system=transport.system,
+            url=self.url,
+            error_queue=self.settings.error_queue,
+            handlers=self.registry.specs,
+        )
         if self.telemetry is None:
             return []
-        tracing = TracingMiddleware(self.telemetry)
-        self.create_hooks.append(tracing.capture_creation_context)
-        return [tracing]
+        if self.storage is not None:
+            self.storage.report_backlog = self.telemetry.set_outbox_backlog
+        return [TracingMiddleware(self.telemetry)]
+
+    def _retry_window(self) -> float:
+        """The longest time, in seconds, over which this bus may retry a message."""
+        policies = [self.retry, *(spec.options.get("retry") for spec in self.registry.specs)]
+        return max(policy.window for policy in policies if isinstance(policy, RetryPolicy))
 
     async def stop(self) -> None:
         """Stop consuming, finish and settle in-flight messages, then disconnect."""
-        if self._state in ("new", "stopped"):
-            self._state = "stopped"
+        if self._lifecycle.state in ("new", "stopped"):
+            self._lifecycle.state = "stopped"
             return
-        self._state = "stopping"
+        self._lifecycle.state = "stopping"
         await self._shutdown()
         log.info("bus %s stopped", self.service)
 
     async def _shutdown(self) -> None:
         try:
-            await asyncio.gather(*(ep.stop(self.shutdown_timeout) for ep in self._endpoints))
+            await asyncio.gather(*(c.stop(self.shutdown_timeout) for c in self._consumers))
         finally:
-            self._endpoints = []
-            self._direct = None
-            if self.outbox is not None:
-                await self.outbox.stop()  # logs, never raises
+            self._consumers = []
+            if self.storage is not None:
+                await self.storage.stop()  # logs, never raises
+            self._publisher.disconnect()
             if self.transport is not None:
                 await self.transport.close()
-            self._state = "stopped"
+            self._lifecycle.state = "stopped"
 
     async def __aenter__(self) -> Bus:
         await self.start()
@@ -269,13 +315,14 @@ class Bus(HandlerDeclarations):
         headers: Mapping[str, Any] | None = None,
     ) -> str:
         """Send a command to its queue; return its message id once the broker confirmed it."""
-        out = self.prepare(
+        out = self._factory.create(
             command, MessageKind.COMMAND, None, correlation_id, idempotency_key, headers
         )
-        if self._direct is not None:
-            await self._direct.send(out.destination, out.envelope)
+        direct = self._publisher.direct
+        if direct is not None:
+            await direct.send(out.destination, out.envelope)
         else:
-            await self._publish_chain(out)
+            await self._publisher.publish(out)
         return out.envelope.message_id
 
     async def publish(
@@ -287,11 +334,14 @@ class Bus(HandlerDeclarations):
         headers: Mapping[str, Any] | None = None,
     ) -> str:
         """Publish an event to its subscribers; return its message id once confirmed."""
-        out = self.prepare(event, MessageKind.EVENT, None, correlation_id, idempotency_key, headers)
-        if self._direct is not None:
-            await self._direct.publish(out.destination, out.envelope)
+        out = self._factory.create(
+            event, MessageKind.EVENT, None, correlation_id, idempotency_key, headers
+        )
+        direct = self._publisher.direct
+        if direct is not None:
+            await direct.publish(out.destination, out.envelope)
         else:
-            await self._publish_chain(out)
+            await self._publisher.publish(out)
         return out.envelope.message_id
 
     def transaction(self) -> AbstractAsyncContextManager[Transaction]:
@@ -304,61 +354,39 @@ class Bus(HandlerDeclarations):
         Messages are written to the outbox in the transaction and sent after it commits (by the
         relay if the broker is unreachable); if the block raises, nothing is kept or sent.
         """
-        if self.outbox is None:
+        if self.storage is None:
             raise NoStoreError(
                 f"bus.transaction() needs a store: Bus({self.service!r}, ..., "
                 f"store='sqlite:///app.db' or 'postgresql://...')"
             )
-        return open_transaction(self, self.outbox)
+        return open_transaction(self._factory, self.storage)
 
-    def prepare(
-        self,
-        message: Message,
-        kind: MessageKind,
-        parent: Envelope | None,
-        correlation_id: str | None,
-        idempotency_key: str | None,
-        headers: Mapping[str, Any] | None,
-    ) -> OutgoingMessage:
-        """Check ``message`` is of ``kind`` and build its envelope, inheriting from ``parent``."""
-        check_kind(message, kind)
-        if self._state not in ("running", "starting", "stopping"):
-            raise BusNotRunningError(
-                f"bus {self.service!r} is {self._state}: use 'async with bus:' or await "
-                f"bus.start() before sending"
-            )
-        out = build_outgoing(
-            message,
-            kind,
-            parent,
-            correlation_id,
-            idempotency_key,
-            headers,
-            service=self.service,
-            now=self.clock.now(),
-            max_size=self.max_message_size,
-        )
-        for hook in self.create_hooks:
-            hook(out)
-        return out
+    @property
+    def messages(self) -> MessageFactory:
+        """Builds this bus's messages (what ``send``/``publish`` use); with :attr:`publisher`,
+        a way to build a message now and send it later."""
+        return self._factory
 
-    async def dispatch_outgoing(self, outgoing: Sequence[OutgoingMessage]) -> None:
-        """Send messages collected by a handler, concurrently; return once all are confirmed."""
-        if len(outgoing) == 1:
-            await self._publish_chain(outgoing[0])
-            return
-        results = await asyncio.gather(
-            *(self._publish_chain(out) for out in outgoing), return_exceptions=True
-        )
-        for result in results:
-            if isinstance(result, BaseException):
-                raise result
+    @property
+    def publisher(self) -> Publisher:
+        """The publish chain of this bus, ending at its transport."""
+        return self._publisher
 
-    async def _transport_dispatch(self, out: OutgoingMessage) -> None:
-        transport = self.transport
-        if transport is None:
-            raise BusNotRunningError(f"bus {self.service!r} has no transport")
-        if out.kind is MessageKind.COMMAND:
-            await transport.send(out.destination, out.envelope)
-        else:
-            await transport.publish(out.destination, out.envelope)
+
+def _tracing_settings(
+    tracing: bool | TracingSettings | None,
+    commands_as: Literal["child", "link"],
+    events_as: Literal["child", "link"],
+    tracer_provider: TracerProvider | None,
+    meter_provider: MeterProvider | None,
+) -> TracingSettings:
+    """One :class:`TracingSettings` from the grouped form or the separate keywords."""
+    if isinstance(tracing, TracingSettings):
+        return tracing
+    return TracingSettings(
+        enabled=tracing,
+        commands_as=commands_as,
+        events_as=events_as,
+        tracer_provider=tracer_provider,
+        meter_provider=meter_provider,
+    )

@@ -1,59 +1,71 @@
 """What a handler sees besides its message: ids, headers, and ``send``/``publish`` that inherit
-the conversation. Outgoing messages are held until the handler succeeds, then dispatched before
-the incoming message is acknowledged, so a failed handler sends nothing."""
+the conversation. Outgoing messages are held until the handler succeeds (and, with a store, until
+its transaction commits), then sent before the incoming message is acknowledged, so a failed
+handler sends nothing."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from busline.envelope import Envelope
 from busline.messages import Command, Event, Message, MessageKind
+from busline.outcomes import NO_OBSERVERS, Outcome, Outcomes
+from busline.outgoing import MessageFactory, OutgoingMessage
 from busline.stores.base import NoStoreError
 
 if TYPE_CHECKING:
-    from busline.bus import Bus
     from busline.registry import HandlerSpec
 
 #: The ``ctx.items`` key under which the store middleware puts the open transaction's connection.
 DB_ITEM = "busline.db"
 
 
-@dataclass(slots=True)
-class OutgoingMessage:
-    """A message on its way out: what it is, where it goes, and its envelope."""
+class HandlerServices:
+    """What every context of one bus shares: built once at start, not per message."""
 
-    kind: MessageKind
-    #: The command's queue or the event's exchange (both are the wire name).
-    destination: str
-    message: Message
-    envelope: Envelope
+    __slots__ = ("factory", "has_store", "outcomes", "service")
+
+    def __init__(
+        self,
+        service: str,
+        factory: MessageFactory,
+        *,
+        has_store: bool = False,
+        outcomes: Outcomes = NO_OBSERVERS,
+    ) -> None:
+        self.service = service
+        self.factory = factory
+        self.has_store = has_store
+        self.outcomes = outcomes
 
 
 class Context:
     """The scope of one message being handled."""
 
     __slots__ = (
-        "_bus",
+        "_services",
         "attempt",
+        "committed",
+        "decided",
         "envelope",
         "handler",
         "items",
         "message",
+        "outcome",
         "outgoing",
         "redelivered",
     )
 
     def __init__(
         self,
-        bus: Bus,
+        services: HandlerServices,
         envelope: Envelope,
         message: Message,
         handler: HandlerSpec,
         redelivered: bool = False,
     ) -> None:
-        self._bus = bus
+        self._services = services
         #: The incoming message's envelope, as received.
         self.envelope = envelope
         #: The decoded incoming message.
@@ -62,9 +74,17 @@ class Context:
         self.handler = handler
         #: Whether the broker delivered this message before.
         self.redelivered = redelivered
-        #: Messages sent or published by the handler, dispatched once it succeeds.
+        #: Messages sent or published by the handler, held until they may leave.
         self.outgoing: list[OutgoingMessage] = []
-        #: Free space for middleware to share per-message state (e.g. an open transaction).
+        #: The outbox transaction id once the store committed :attr:`outgoing` (they are then
+        #: sent from there, and the relay sends them if that fails).
+        self.committed: str | None = None
+        #: Whether the handling reached its end: succeeded, or failed with :attr:`outcome`.
+        self.decided = False
+        #: How the delivery will be settled when the handler failed (``DEFERRED`` or
+        #: ``DEAD_LETTERED``); ``None`` when it succeeded (acknowledged).
+        self.outcome: Outcome | None = None
+        #: Free space for middleware to share per-attempt state (cleared between retries).
         self.items: dict[str, Any] = {}
         #: Which attempt at handling this message this is, counting from 1 across immediate
         #: and delayed retries.
@@ -108,7 +128,7 @@ class Context:
     @property
     def service(self) -> str:
         """The service handling the message."""
-        return self._bus.service
+        return self._services.service
 
     @property
     def db(self) -> Any:
@@ -120,9 +140,9 @@ class Context:
         """
         db = self.items.get(DB_ITEM)
         if db is None:
-            if self._bus.outbox is None:
+            if not self._services.has_store:
                 raise NoStoreError(
-                    f"ctx.db needs a store: Bus({self._bus.service!r}, ..., "
+                    f"ctx.db needs a store: Bus({self.service!r}, ..., "
                     f"store='sqlite:///app.db' or 'postgresql://...')"
                 )
             raise NoStoreError("ctx.db is only available while the handler runs")
@@ -136,7 +156,7 @@ class Context:
         headers: Mapping[str, Any] | None = None,
     ) -> str:
         """Send a command once this handler succeeds; return its message id."""
-        out = self._bus.prepare(
+        out = self._services.factory.create(
             command, MessageKind.COMMAND, self.envelope, None, idempotency_key, headers
         )
         self.outgoing.append(out)
@@ -150,11 +170,17 @@ class Context:
         headers: Mapping[str, Any] | None = None,
     ) -> str:
         """Publish an event once this handler succeeds; return its message id."""
-        out = self._bus.prepare(
+        out = self._services.factory.create(
             event, MessageKind.EVENT, self.envelope, None, idempotency_key, headers
         )
         self.outgoing.append(out)
         return out.envelope.message_id
+
+    def report(self, outcome: Outcome) -> None:
+        """Tell middleware what became of this message (see :mod:`busline.outcomes`)."""
+        outcomes = self._services.outcomes
+        if outcomes:
+            outcomes.report(outcome)
 
     def __repr__(self) -> str:
         return (

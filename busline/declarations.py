@@ -6,11 +6,12 @@ rules a declaration must follow (checked when it is made, not when a message arr
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, TypeVar, overload
 
 from busline.errors import RegistrationError
 from busline.messages import Message, MessageKind, kind_of
+from busline.middleware import OptionCheck
 from busline.registry import (
     HandlerFunc,
     HandlerSpec,
@@ -19,18 +20,17 @@ from busline.registry import (
     message_type_of,
     wants_context,
 )
-from busline.retries import RetryPolicy
 
 F = TypeVar("F", bound=HandlerFunc)
 
 
 class HandlerDeclarations:
-    """The decorators of :class:`~busline.Bus`; a bus provides ``service``, ``registry`` and
-    ``_state``."""
+    """The decorators of :class:`~busline.Bus`; a bus provides ``service``, ``registry``,
+    ``state`` and ``handler_options`` (what its middleware understands)."""
 
     service: str
     registry: Registry
-    _state: str
+    handler_options: Mapping[str, OptionCheck]
 
     @overload
     def command_handler(self, target: F, /) -> F: ...
@@ -91,12 +91,7 @@ class HandlerDeclarations:
     ) -> Any:
         if prefetch is not None and prefetch < 1:
             raise RegistrationError("prefetch must be at least 1")
-        trace_as = options.get("trace_as")
-        if trace_as is not None and trace_as not in ("child", "link"):
-            raise RegistrationError(f"trace_as= takes 'child' or 'link', got {trace_as!r}")
-        retry = options.get("retry")
-        if retry is not None and not isinstance(retry, RetryPolicy):
-            raise RegistrationError(f"retry= takes a RetryPolicy, got {retry!r}")
+        self._check_options(options)
         if callable(target) and kind_of(target) is None and not isinstance(target, type):
             self._register(kind, target, None, name, prefetch, options)
             return target
@@ -108,6 +103,25 @@ class HandlerDeclarations:
 
         return decorator
 
+    @property
+    def state(self) -> str:
+        """The bus's lifecycle state (handlers are declared while it is ``new``)."""
+        raise NotImplementedError
+
+    def _check_options(self, options: Mapping[str, Any]) -> None:
+        """Refuse options no middleware of this bus understands, and values they refuse."""
+        for name, value in options.items():
+            check = self.handler_options.get(name)
+            if check is None:
+                valid = ", ".join(["prefetch", *sorted(self.handler_options)])
+                raise RegistrationError(
+                    f"unknown handler option {name}={value!r}; the options this bus "
+                    f"understands are: {valid} (and name= for event subscribers)"
+                )
+            problem = None if value is None else check(value)
+            if problem is not None:
+                raise RegistrationError(problem)
+
     def _register(
         self,
         kind: MessageKind,
@@ -117,7 +131,7 @@ class HandlerDeclarations:
         prefetch: int | None,
         options: dict[str, Any],
     ) -> None:
-        if self._state != "new":
+        if self.state != "new":
             raise RegistrationError("declare handlers before the bus starts")
         message_type = (
             message_type_of(func, kind)

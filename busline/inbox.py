@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import OrderedDict
-from typing import Any
 
 from busline.clock import Clock, SystemClock
 from busline.context import Context
@@ -47,22 +46,6 @@ async def first_time(tx: StoreTransaction, ctx: Context, now: float) -> bool:
         key,
     )
     return False
-
-
-def retry_window_of(bus: Any) -> float:
-    """The longest time, in seconds, over which the bus may retry a message.
-
-    ``bus.retry_window()`` when the bus has one; otherwise the longest ``window`` of the bus's
-    ``retry`` policy and its handlers' ``retry=`` policies; 0 when none is known.
-    """
-    explicit = getattr(bus, "retry_window", None)
-    if callable(explicit):
-        return float(explicit())
-    policies = [getattr(bus, "retry", None)]
-    registry = getattr(bus, "registry", None)
-    for spec in getattr(registry, "specs", ()):
-        policies.append(spec.options.get("retry"))
-    return max((float(getattr(p, "window", 0.0) or 0.0) for p in policies), default=0.0)
 
 
 def check_retention(settings: StoreSettings, retry_window: float) -> None:

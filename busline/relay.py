@@ -71,6 +71,8 @@ class Relay:
         self._failing = False
         #: The latest send failure, ``None`` once a round succeeds.
         self.last_error: str | None = None
+        #: Told the number of pending outbox messages after each cleanup (e.g. a metric).
+        self.report_backlog: Callable[[int], None] | None = None
 
     def start(self) -> None:
         """Start polling (and cleaning up) in background tasks."""
@@ -250,6 +252,8 @@ class Relay:
         while not self._stopping:
             try:
                 await self.purge()
+                if self.report_backlog is not None:
+                    self.report_backlog((await self._store.stats()).pending)
             except Exception:
                 log.warning("outbox cleanup failed; retrying later", exc_info=True)
             with contextlib.suppress(TimeoutError):

@@ -3,13 +3,14 @@ error queue. A message is never dropped and never spun in a hot loop."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any, ClassVar
 
 from busline.context import Context
 from busline.errors import Reject
-from busline.middleware import ConsumeNext, Middleware
-from busline.tracing.scope import record_retry
+from busline.middleware import ConsumeNext, Middleware, OptionCheck
+from busline.outcomes import Outcome, OutcomeKind
 
 #: Header counting the delayed retries a message has had (0 when absent).
 HEADER_DELAYED_RETRIES = "busline-delayed-retries"
@@ -68,12 +69,22 @@ class RetryLater(Exception):
         self.round_number = round_number
 
 
+def check_retry_option(value: Any) -> str | None:
+    """The check of the ``retry=`` handler option."""
+    if isinstance(value, RetryPolicy):
+        return None
+    return f"retry= takes a RetryPolicy, got {value!r}"
+
+
 class RetryMiddleware(Middleware):
     """Runs the inner chain up to ``immediate + 1`` times, then asks for a delayed retry.
 
     Each attempt starts clean: outgoing messages and per-message state of a failed attempt are
-    discarded, so only the successful attempt's effects leave.
+    discarded, so only the successful attempt's effects leave. Each immediate retry is reported
+    as an :class:`~busline.outcomes.Outcome` of kind ``RETRY``.
     """
+
+    handler_options: ClassVar[Mapping[str, OptionCheck]] = {"retry": check_retry_option}
 
     def __init__(self, default: RetryPolicy) -> None:
         self.default = default
@@ -91,9 +102,19 @@ class RetryMiddleware(Middleware):
                     raise
                 if attempts_left > 0:
                     attempts_left -= 1
-                    record_retry(ctx, error)
+                    ctx.report(
+                        Outcome(
+                            OutcomeKind.RETRY,
+                            ctx.handler,
+                            ctx.envelope,
+                            ctx.attempt,
+                            error,
+                            ctx=ctx,
+                        )
+                    )
                     ctx.outgoing.clear()
                     ctx.items.clear()
+                    ctx.committed = None
                     ctx.attempt += 1
                     continue
                 later = delayed_retry(policy, ctx)

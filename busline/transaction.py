@@ -16,24 +16,21 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from busline.context import OutgoingMessage
 from busline.messages import Command, Event, Message, MessageKind
+from busline.outgoing import MessageFactory, OutgoingMessage
+from busline.storage import StoreRuntime
 from busline.stores import StoreError
-
-if TYPE_CHECKING:
-    from busline.bus import Bus
-    from busline.outbox import Outbox
 
 
 class Transaction:
     """An open store transaction with an outbox, as yielded by ``bus.transaction()``."""
 
-    __slots__ = ("_bus", "_db", "_open", "_outgoing")
+    __slots__ = ("_db", "_factory", "_open", "_outgoing")
 
-    def __init__(self, bus: Bus, db: Any, outgoing: list[OutgoingMessage]) -> None:
-        self._bus = bus
+    def __init__(self, factory: MessageFactory, db: Any, outgoing: list[OutgoingMessage]) -> None:
+        self._factory = factory
         self._db = db
         self._outgoing = outgoing
         self._open = True
@@ -76,7 +73,7 @@ class Transaction:
         headers: Mapping[str, Any] | None,
     ) -> str:
         self._check_open()
-        out = self._bus.prepare(message, kind, None, correlation_id, idempotency_key, headers)
+        out = self._factory.create(message, kind, None, correlation_id, idempotency_key, headers)
         self._outgoing.append(out)
         return out.envelope.message_id
 
@@ -90,12 +87,17 @@ class Transaction:
 
 
 @asynccontextmanager
-async def open_transaction(bus: Bus, outbox: Outbox) -> AsyncIterator[Transaction]:
-    """The implementation of ``bus.transaction()``."""
+async def open_transaction(
+    factory: MessageFactory, storage: StoreRuntime
+) -> AsyncIterator[Transaction]:
+    """The implementation of ``bus.transaction()``: a unit of work of the store, whose messages
+    are sent once it committed."""
     outgoing: list[OutgoingMessage] = []
-    async with outbox.session(outgoing) as store_tx:
-        tx = Transaction(bus, store_tx.connection, outgoing)
+    async with storage.session(outgoing) as work:
+        tx = Transaction(factory, work.tx.connection, outgoing)
         try:
             yield tx
         finally:
             tx._open = False
+    if work.written:
+        await storage.dispatch_committed(work.tx_id, outgoing)

@@ -19,10 +19,12 @@ What gets recorded:
 Modules: :mod:`~busline.tracing.semconv` (names), :mod:`~busline.tracing.propagation` (context in
 headers), :mod:`~busline.tracing.attributes` (span names and attributes),
 :mod:`~busline.tracing.instruments` (metrics), :mod:`~busline.tracing.telemetry` (providers),
-:mod:`~busline.tracing.middleware` (the spans), :mod:`~busline.tracing.scope` (hooks for inner
-code). The OpenTelemetry API is loaded only when one of the OpenTelemetry-backed names is first
-used (a bus starting with tracing on), so ``import busline`` stays as fast without it; the SDK is
-never imported: the core depends on the API only.
+:mod:`~busline.tracing.middleware` (the spans), :mod:`~busline.tracing.scope` (the current
+span's scope, and :func:`record_retry` for custom middleware), :mod:`~busline.tracing.settings`
+(:class:`TracingSettings`, the per-handler option ``trace_as``). The OpenTelemetry API is loaded
+only when one of the OpenTelemetry-backed names is first used (a bus starting with tracing on),
+so ``import busline`` stays as fast without it; the SDK is never imported: the core depends on
+the API only.
 """
 
 from __future__ import annotations
@@ -34,15 +36,16 @@ from busline.tracing.scope import record_retry
 from busline.tracing.semconv import EVENT_DEAD_LETTER, EVENT_RETRY
 
 if TYPE_CHECKING:
-    from busline.tracing.attributes import TRACE_MODES, TraceMode
     from busline.tracing.middleware import TracingMiddleware
+    from busline.tracing.settings import TRACE_MODES, TraceMode, TracingSettings
     from busline.tracing.telemetry import Telemetry, sdk_configured
 
 _LAZY = {
+    "TracingSettings": "busline.tracing.settings",
     "TracingMiddleware": "busline.tracing.middleware",
-    "TRACE_MODES": "busline.tracing.attributes",
+    "TRACE_MODES": "busline.tracing.settings",
     "Telemetry": "busline.tracing.telemetry",
-    "TraceMode": "busline.tracing.attributes",
+    "TraceMode": "busline.tracing.settings",
     "sdk_configured": "busline.tracing.telemetry",
 }
 
@@ -61,6 +64,7 @@ __all__ = [
     "Telemetry",
     "TraceMode",
     "TracingMiddleware",
+    "TracingSettings",
     "record_retry",
     "sdk_configured",
 ]

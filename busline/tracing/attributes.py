@@ -7,7 +7,7 @@ per message only the message id, conversation id and attempt are added.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Final, Literal
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from opentelemetry.util.types import AttributeValue
@@ -15,14 +15,10 @@ from opentelemetry.util.types import AttributeValue
 from busline.errors import RegistrationError
 from busline.messages import MessageKind
 from busline.tracing import semconv as sc
+from busline.tracing.settings import TRACE_MODES, TraceMode
 
 if TYPE_CHECKING:
     from busline.registry import HandlerSpec
-
-#: How a process span relates to the span that sent its message: ``"child"`` continues the
-#: sender's trace, ``"link"`` starts a new trace that links back to it.
-TraceMode = Literal["child", "link"]
-TRACE_MODES: Final = ("child", "link")
 
 Attributes = dict[str, AttributeValue]
 

@@ -1,59 +1,51 @@
-"""The tracing middleware: a CONSUMER span around each handled message, a PRODUCER span around
-each send and publish, the messaging metrics, and the creation hook that keeps traces unbroken
-when messages leave later (after the handler, or from the outbox relay)."""
+"""The tracing middleware: a CONSUMER span around each handled message (with its retries and
+dead-lettering, heard as outcomes), a PRODUCER span around each send and publish, the messaging
+metrics, and the creation context stored in each message so traces stay unbroken when messages
+leave later (after the handler, or from the outbox relay)."""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
+from typing import ClassVar
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import Link, SpanKind
 
-from busline.context import Context, OutgoingMessage
-from busline.errors import FailureReason, Reject, qualified_name
-from busline.middleware import ConsumeNext, Middleware, PublishNext
-from busline.retries import RetryLater
+from busline.context import Context
+from busline.errors import FailureReason, qualified_name
+from busline.middleware import ConsumeNext, Middleware, OptionCheck, PublishNext
+from busline.outcomes import Outcome, OutcomeKind
+from busline.outgoing import OutgoingMessage
 from busline.tracing import propagation, scope
 from busline.tracing import semconv as sc
-from busline.tracing.telemetry import (
-    ITEM_RECORDED,
-    ITEM_SPAN,
-    ConsumerInfo,
-    Telemetry,
-    fail,
-)
+from busline.tracing.settings import TRACING_HANDLER_OPTIONS
+from busline.tracing.telemetry import ConsumerInfo, Telemetry, fail
 
 
 class _Scope:
-    """The process span of the message being handled, for :func:`busline.tracing.record_retry`."""
+    """The process span of the message being handled, and what became of it so far."""
 
-    __slots__ = ("info", "span", "telemetry")
+    __slots__ = ("ctx", "error_type", "info", "span")
 
-    def __init__(self, telemetry: Telemetry, span: trace.Span, info: ConsumerInfo) -> None:
-        self.telemetry = telemetry
+    def __init__(self, ctx: Context, span: trace.Span, info: ConsumerInfo) -> None:
+        self.ctx = ctx
         self.span = span
         self.info = info
-
-    def retry(self, ctx: Context, error: BaseException, delay: float) -> None:
-        self.telemetry.record_retry(
-            self.span,
-            self.info,
-            attempt=ctx.attempt,
-            delay=delay,
-            kind="immediate" if delay <= 0 else "delayed",
-            error=error,
-        )
+        self.error_type: str | None = None
 
 
 class TracingMiddleware(Middleware):
     """The outermost built-in middleware when tracing is on (never installed when it is off)."""
 
+    handler_options: ClassVar[Mapping[str, OptionCheck]] = TRACING_HANDLER_OPTIONS
+
     def __init__(self, telemetry: Telemetry) -> None:
         self.telemetry = telemetry
 
-    def capture_creation_context(self, out: OutgoingMessage) -> None:
-        """The bus's creation hook: remember the context a message was prepared in.
+    def on_create(self, out: OutgoingMessage) -> None:
+        """Remember the context a message was created in, in its headers.
 
         A handler's messages are sent after it returns (or by the outbox relay, maybe after a
         restart); by then its span is no longer current, so the context is stored with the
@@ -62,7 +54,8 @@ class TracingMiddleware(Middleware):
         propagation.capture_origin(out.envelope.headers)
 
     async def on_consume(self, ctx: Context, call_next: ConsumeNext) -> None:
-        """Run the rest of the chain inside a CONSUMER ``process`` span."""
+        """Run the rest of the chain inside a CONSUMER ``process`` span; what becomes of the
+        message (retries, error queue) arrives through :meth:`on_outcome` meanwhile."""
         telemetry = self.telemetry
         info = telemetry.consumer(ctx.handler)
         envelope = ctx.envelope
@@ -78,48 +71,61 @@ class TracingMiddleware(Middleware):
         )
         # Current while the handler runs, so the handler's own spans are its children.
         token = otel_context.attach(trace.set_span_in_context(span, parent))
-        scope_token = scope.current.set(_Scope(telemetry, span, info))
-        error_type: str | None = None
+        current = _Scope(ctx, span, info)
+        scope_token = scope.current.set(current)
         started = time.perf_counter()
         try:
             await call_next(ctx)
-        except RetryLater as retry:
-            cause = retry.__cause__ or retry
-            error_type = qualified_name(type(cause))
-            span.record_exception(cause)
-            fail(span, error_type, str(cause))
-            telemetry.record_retry(
-                span,
-                info,
-                attempt=ctx.attempt,
-                delay=retry.delay,
-                kind="delayed",
-                error=cause,
-                round_number=retry.round_number,
-            )
-            ctx.items[ITEM_RECORDED] = True
-            raise
-        except Exception as exc:
-            # Whatever a middleware lets out, the dispatcher moves to the error queue.
-            error_type = qualified_name(type(exc))
-            span.record_exception(exc)
-            fail(span, error_type, str(exc))
-            reason = (
-                FailureReason.REJECTED if isinstance(exc, Reject) else FailureReason.HANDLER_ERROR
-            )
-            telemetry.record_dead_letter_event(span, info, reason.value, error_type)
-            ctx.items[ITEM_RECORDED] = True
-            raise
         except BaseException as exc:  # cancelled at shutdown: the broker redelivers it
-            error_type = qualified_name(type(exc))
-            fail(span, error_type, "interrupted; the message will be redelivered")
+            current.error_type = qualified_name(type(exc))
+            fail(span, current.error_type, "interrupted; the message will be redelivered")
             raise
         finally:
             scope.current.reset(scope_token)
             otel_context.detach(token)
             span.end()
-            ctx.items[ITEM_SPAN] = span.get_span_context()
-            telemetry.processed(info, time.perf_counter() - started, error_type)
+            telemetry.processed(info, time.perf_counter() - started, current.error_type)
+
+    def on_outcome(self, outcome: Outcome) -> None:
+        """Record a retry or the error queue on the process span of the message, or, for a
+        message that never had one (it could not be decoded), as a ``dead_letter`` span."""
+        current = scope.current.get()
+        if not isinstance(current, _Scope) or current.ctx is not outcome.ctx:
+            if outcome.kind is OutcomeKind.DEAD_LETTERED:
+                self.telemetry.record_dead_letter(outcome)
+            return
+        span, info, telemetry = current.span, current.info, self.telemetry
+        error = outcome.error
+        if outcome.kind is OutcomeKind.RETRY:
+            telemetry.record_retry(
+                span,
+                info,
+                attempt=outcome.attempt,
+                delay=outcome.delay,
+                kind="immediate" if outcome.delay <= 0 else "delayed",
+                error=error if isinstance(error, BaseException) else None,
+            )
+            return
+        if isinstance(error, BaseException) and outcome.kind is OutcomeKind.DEFERRED:
+            error = error.__cause__ or error
+        error_type = error if isinstance(error, str) else qualified_name(type(error))
+        current.error_type = error_type
+        if isinstance(error, BaseException):
+            span.record_exception(error)
+        fail(span, error_type, str(error))
+        if outcome.kind is OutcomeKind.DEFERRED:
+            telemetry.record_retry(
+                span,
+                info,
+                attempt=outcome.attempt,
+                delay=outcome.delay,
+                kind="delayed",
+                error=error if isinstance(error, BaseException) else None,
+                round_number=outcome.round_number,
+            )
+        else:
+            reason = (outcome.reason or FailureReason.HANDLER_ERROR).value
+            telemetry.record_dead_letter_event(span, info, reason, error_type)
 
     async def on_publish(self, out: OutgoingMessage, call_next: PublishNext) -> None:
         """Run the rest of the publish chain inside a ``send``/``publish`` span.

@@ -8,8 +8,8 @@ work is a dictionary merge and the OpenTelemetry calls themselves.
 from __future__ import annotations
 
 import importlib.metadata
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, Final
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from opentelemetry import metrics, trace
 from opentelemetry.context import Context
@@ -20,29 +20,21 @@ from busline.messages import MessageKind
 from busline.tracing import propagation
 from busline.tracing import semconv as sc
 from busline.tracing.attributes import (
-    TRACE_MODES,
     Attributes,
     ConsumerInfo,
     ProducerInfo,
-    TraceMode,
     check_trace_mode,
     consumer_info,
     producer_info,
     server_attributes,
 )
 from busline.tracing.instruments import Instruments
+from busline.tracing.settings import TRACE_MODES, TraceMode
 
 if TYPE_CHECKING:
-    from busline.bus import Bus
-    from busline.context import Context as BusContext
-    from busline.envelope import Envelope
+    from busline.outcomes import Outcome
     from busline.registry import HandlerSpec
-
-#: The ``ctx.items`` key under which the tracing middleware leaves its process span's context
-#: (for settle spans the dispatcher records after the middleware returned).
-ITEM_SPAN: Final = "busline.tracing.span"
-#: The ``ctx.items`` key marking that the process span already recorded the message's fate.
-ITEM_RECORDED: Final = "busline.tracing.recorded"
+    from busline.tracing.settings import TracingSettings
 
 
 def sdk_configured() -> bool:
@@ -61,9 +53,8 @@ def sdk_configured() -> bool:
 class Telemetry:
     """A bus's tracing and metrics: created at start when tracing is on, else never.
 
-    The dispatcher and the store reach it as ``bus.telemetry`` (``None`` when tracing is off)
-    for what happens outside middleware: :meth:`record_dead_letter` and
-    :meth:`set_outbox_backlog`.
+    The tracing middleware records through it; the bus wires :meth:`set_outbox_backlog` to the
+    store's relay.
     """
 
     def __init__(
@@ -92,36 +83,42 @@ class Telemetry:
         self._consumers: dict[str, ConsumerInfo] = {}
 
     @classmethod
-    def for_bus(cls, bus: Bus) -> Telemetry | None:
-        """The telemetry ``bus`` asked for (``None`` when tracing is off), checking options.
+    def create(
+        cls,
+        settings: TracingSettings,
+        *,
+        service: str,
+        system: str,
+        url: str,
+        error_queue: str,
+        handlers: Sequence[HandlerSpec],
+    ) -> Telemetry | None:
+        """The telemetry ``settings`` ask for, ``None`` when tracing is off.
 
-        ``Bus(tracing=None)`` (the default) turns tracing on when a tracer or meter provider
-        was passed to the bus or an SDK provider is installed globally. Checked once, at start:
-        with tracing off no middleware or hook is installed at all, so it costs nothing.
+        ``enabled=None`` (the default) turns tracing on when a tracer or meter provider was
+        given or an SDK provider is installed globally. Checked once, at start: with tracing
+        off no middleware is installed at all, so it costs nothing.
         """
-        for spec in bus.registry.specs:
-            if "trace_as" in spec.options:
-                check_trace_mode(spec.options["trace_as"], f"{spec.name}: trace_as")
-        wanted = bus.tracing
+        wanted = settings.enabled
         if wanted is None:
             wanted = (
-                bus.tracer_provider is not None
-                or bus.meter_provider is not None
+                settings.tracer_provider is not None
+                or settings.meter_provider is not None
                 or sdk_configured()
             )
-        if not wanted or bus.transport is None:
+        if not wanted:
             return None
         telemetry = cls(
-            service=bus.service,
-            system=bus.transport.system,
-            url=bus.url,
-            error_queue=bus.settings.error_queue,
-            commands_as=bus.trace_commands_as,
-            events_as=bus.trace_events_as,
-            tracer_provider=bus.tracer_provider,
-            meter_provider=bus.meter_provider,
+            service=service,
+            system=system,
+            url=url,
+            error_queue=error_queue,
+            commands_as=settings.commands_as,
+            events_as=settings.events_as,
+            tracer_provider=settings.tracer_provider,
+            meter_provider=settings.meter_provider,
         )
-        for spec in bus.registry.specs:
+        for spec in handlers:
             telemetry.consumer(spec)
         return telemetry
 
@@ -215,30 +212,16 @@ class Telemetry:
             1, {**info.metric_attributes, sc.BUSLINE_DEAD_LETTER_REASON: reason}
         )
 
-    def record_dead_letter(
-        self,
-        spec: HandlerSpec,
-        envelope: Envelope,
-        reason: str,
-        error: BaseException | str,
-        ctx: BusContext | None = None,
-    ) -> None:
-        """Record a message the dispatcher moves to the error queue (call before doing it).
-
-        Does nothing if the process span already recorded this message's fate (the tracing
-        middleware saw the exception). Otherwise (the message could not even be decoded, or its
-        outgoing messages could not be sent after the handler succeeded) records a short
-        CLIENT span ``"dead_letter {destination}"`` of operation type ``settle``, child of the
-        process span if there was one, else related to the message's creation context like a
-        process span would be, with the error and a ``busline.dead_letter`` event.
+    def record_dead_letter(self, outcome: Outcome) -> None:
+        """Record a message moved to the error queue that had no process span (it could not
+        even be decoded, or busline failed around it): a short CLIENT span
+        ``"dead_letter {destination}"`` of operation type ``settle``, related to the message's
+        creation context like a process span would be, with the error and a
+        ``busline.dead_letter`` event.
         """
-        if ctx is not None and ctx.items.get(ITEM_RECORDED):
-            return
-        info = self.consumer(spec)
+        envelope = outcome.envelope
+        info = self.consumer(outcome.handler)
         parent, links = self.consume_parent(envelope.headers, info.mode)
-        process_span = ctx.items.get(ITEM_SPAN) if ctx is not None else None
-        if isinstance(process_span, trace.SpanContext):
-            parent = trace.set_span_in_context(trace.NonRecordingSpan(process_span), parent)
         attributes: Attributes = {
             **info.attributes,
             sc.MESSAGING_OPERATION_TYPE: sc.OPERATION_SETTLE,
@@ -246,21 +229,22 @@ class Telemetry:
             sc.MESSAGING_MESSAGE_ID: envelope.message_id,
             sc.MESSAGING_MESSAGE_CONVERSATION_ID: envelope.correlation_id,
         }
-        error_type = error if isinstance(error, str) else qualified_name(type(error))
+        error, error_type = outcome.error, outcome.error_type
+        reason = outcome.reason.value if outcome.reason else "internal"
         span = self.tracer.start_span(
             f"dead_letter {info.destination}", parent, SpanKind.CLIENT, attributes, links
         )
         try:
             if isinstance(error, BaseException):
                 span.record_exception(error)
-            fail(span, error_type, str(error))
+            fail(
+                span, error_type, str(error) if isinstance(error, BaseException) else outcome.detail
+            )
             self.record_dead_letter_event(span, info, reason, error_type)
         finally:
             span.end()
-        if ctx is None:  # never reached the middleware, which counts what it processes
+        if outcome.ctx is None:  # never reached the middleware, which counts what it processes
             self.instruments.consumed_messages.add(1, info.metric_attributes)
-        if ctx is not None:
-            ctx.items[ITEM_RECORDED] = True
 
     # -- publish side --------------------------------------------------------------------------
 
@@ -294,8 +278,6 @@ def _version() -> str | None:
 
 
 __all__ = [
-    "ITEM_RECORDED",
-    "ITEM_SPAN",
     "TRACE_MODES",
     "ConsumerInfo",
     "ProducerInfo",

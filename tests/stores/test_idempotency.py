@@ -162,7 +162,7 @@ async def test_expired_records_and_dispatched_rows_are_purged(make_store_bus, ta
         async with bus.transaction() as tx:
             await tx.send(PlaceOrder(order_id="o-1"))
         await eventually(lambda: handled == ["o-1"], what="handled")
-        assert bus.outbox is not None
+        assert bus.storage is not None
 
         async def sizes() -> tuple[int, int]:
             return await count(tables, "busline_outbox"), await count(tables, "busline_inbox")
@@ -172,11 +172,11 @@ async def test_expired_records_and_dispatched_rows_are_purged(make_store_bus, ta
 
         await eventually(recorded, what="rows recorded and the transaction marked dispatched")
         clock.advance(601)
-        assert await bus.outbox.purge() == 1  # the dispatched outbox row
+        assert await bus.storage.purge() == 1  # the dispatched outbox row
         assert await sizes() == (0, 1)
         assert await count(tables, "busline_outbox_transactions") == 0
         clock.advance(3000)
-        assert await bus.outbox.purge() == 1  # the inbox record
+        assert await bus.storage.purge() == 1  # the inbox record
         assert await sizes() == (0, 0)
 
 

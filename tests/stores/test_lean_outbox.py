@@ -62,7 +62,7 @@ async def test_sent_rows_are_deleted_and_unsent_ones_wait_for_the_relay(make_sto
             return rows + await count(tables, "busline_outbox_transactions") == 0
 
         await eventually(empty, what="every sent row deleted")
-        stats = await web.outbox.store.stats()
+        stats = await web.storage.store.stats()
     assert steps == [("outage", 0), ("outage", 1), ("outage", 2)]
     assert charged == {"o-1": 1}
     assert (stats.pending, stats.dispatched) == (0, 0)

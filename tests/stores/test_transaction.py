@@ -122,7 +122,7 @@ async def test_commits_while_the_broker_is_down_and_sends_when_it_is_back(make_s
             await eventually(noted, what="the failed attempts noted on the transactions")
             assert await db.count("orders") == 3
             assert await db.pending() == 2
-        stats = await web.outbox.store.stats()
+        stats = await web.storage.store.stats()
         assert (stats.pending, stats.failing) == (2, 2)
         assert "outage" in (stats.last_error or "")
         assert web.transport.refused >= 1

@@ -149,11 +149,9 @@ async def test_undecodable_message_gets_a_dead_letter_span_in_the_senders_trace(
         assert bus.transport is not None
         app_tracer = spans.provider.get_tracer("web-app")
         with app_tracer.start_as_current_span("POST /orders"):
-            out = bus.prepare(
-                PlaceOrder(order_id="o-1"), MessageKind.COMMAND, None, None, None, None
-            )
+            out = bus.messages.create(PlaceOrder(order_id="o-1"), MessageKind.COMMAND)
         out.envelope.body = b"\xff not json"
-        await bus.dispatch_outgoing([out])
+        await bus.publisher.publish_all([out])
         await take_from_queue(bus_url, ERROR_QUEUE, 1)
         # Recorded before the message is moved, so it is there once the error queue has it.
         await spans.wait_for("dead_letter shop.PlaceOrder", timeout=2)

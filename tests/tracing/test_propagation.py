@@ -45,12 +45,10 @@ async def test_message_prepared_in_a_span_and_sent_later_stays_in_its_trace(
 
     async with bus:
         with tracer.start_as_current_span("POST /orders"):
-            out = bus.prepare(
-                PlaceOrder(order_id="o-1"), MessageKind.COMMAND, None, None, None, None
-            )
+            out = bus.messages.create(PlaceOrder(order_id="o-1"), MessageKind.COMMAND)
         # Later, with nothing current (as in the outbox relay after a restart):
         assert not trace.get_current_span().get_span_context().is_valid
-        await bus.dispatch_outgoing([out])
+        await bus.publisher.publish_all([out])
         await asyncio.wait_for(handled.wait(), 10)
         await spans.wait_for("process shop.PlaceOrder", "send shop.PlaceOrder")
 
@@ -82,7 +80,7 @@ async def test_outbox_diverted_message_keeps_one_trace_through_the_relay(make_bu
         await eventually(lambda: outbox.rows != [], what="the message in the outbox")
         # The relay, later and from nowhere in particular, publishes what was committed:
         outbox.diverting = False
-        await checkout.dispatch_outgoing(outbox.rows)
+        await checkout.publisher.publish_all(outbox.rows)
         await asyncio.wait_for(charged.wait(), 10)
         await spans.wait_for("send shop.ChargePayment", count=2)
         await spans.wait_for("process shop.ChargePayment")

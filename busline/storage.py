@@ -1,5 +1,5 @@
-"""The transactional outbox: outgoing messages are written as rows in the same database
-transaction as the work that caused them, sent once it commits, then marked dispatched.
+"""A bus's store at run time: the open store, its outbox relay and its dispatch marker, and the
+unit of work that writes a handler's or transaction's messages into the outbox.
 
 Commit first, then send, then acknowledge: a crash anywhere leaves either nothing (rolled back) or
 committed rows that the :class:`~busline.relay.Relay` sends later. Messages of one transaction are
@@ -11,17 +11,16 @@ store turn into effects applied exactly once through their inbox.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
-from typing import TYPE_CHECKING
 
 from busline.clock import Clock
-from busline.context import OutgoingMessage
 from busline.envelope import new_message_id
-from busline.inbox import check_retention, retry_window_of
+from busline.inbox import check_retention
 from busline.marking import DispatchMarker
-from busline.messages import Message
+from busline.outgoing import OutgoingMessage
+from busline.publishing import Publisher
 from busline.relay import Relay, describe
 from busline.stores import (
     NestedTransactionError,
@@ -36,44 +35,58 @@ from busline.stores import (
 from busline.stores.rows import outbox_values, transaction_values
 from busline.urls import mask_url
 
-if TYPE_CHECKING:
-    from busline.bus import Bus
-
-log = logging.getLogger("busline.outbox")
+log = logging.getLogger("busline.storage")
 
 #: The busline transaction open in the current task, if any (to refuse nesting clearly).
 _open_transaction: ContextVar[list[bool] | None] = ContextVar("busline_transaction", default=None)
 
 
-class StoredMessage(Message, wire_name="busline.StoredMessage"):
-    """What :attr:`OutgoingMessage.message` holds for a message the relay sends from its row:
-    only the envelope (body included) was stored, not the Python object."""
+class UnitOfWork:
+    """One open store transaction and the messages to write into its outbox when it ends."""
+
+    __slots__ = ("outgoing", "tx", "tx_id", "written")
+
+    def __init__(self, tx: StoreTransaction, outgoing: list[OutgoingMessage]) -> None:
+        self.tx = tx
+        self.outgoing = outgoing
+        self.tx_id = new_message_id()
+        #: Whether outbox rows were written (then sent after the commit, as ``tx_id``).
+        self.written = False
 
 
-#: Shared by every row the relay sends (it holds nothing).
-_STORED = StoredMessage()
-
-
-class Outbox:
-    """A bus's store, its outbox and its relay.
+class StoreRuntime:
+    """The store of one bus while it runs: store, relay, dispatch marker.
 
     Args:
-        bus: The bus whose messages this outbox holds.
         url: The store URL (``sqlite:///...``, ``postgresql://...``).
         settings: Leases, relay pacing and retention.
+        service: The bus's service (its messages' source; the relay sends only those).
+        clock: Leases, retention and inbox times are read from it.
+        publisher: Where committed messages go (the bus's publish chain).
     """
 
-    def __init__(self, bus: Bus, url: str, settings: StoreSettings) -> None:
+    def __init__(
+        self,
+        url: str,
+        settings: StoreSettings,
+        service: str,
+        clock: Clock,
+        publisher: Publisher,
+    ) -> None:
         check_store_url(url)
-        self._bus = bus
         self.url = url
         self.settings = settings
+        self.service = service
+        self.clock = clock
+        self._publisher = publisher
         self._store: Store | None = None
         self._relay: Relay | None = None
         self._marker: DispatchMarker | None = None
+        #: Called with the number of pending outbox messages each time the relay counts them.
+        self.report_backlog: Callable[[int], None] | None = None
 
     def __repr__(self) -> str:
-        return f"<Outbox {mask_url(self.url)!r}>"
+        return f"<StoreRuntime {mask_url(self.url)!r}>"
 
     @property
     def store(self) -> Store:
@@ -83,29 +96,24 @@ class Outbox:
         return self._store
 
     @property
-    def clock(self) -> Clock:
-        """The bus's clock (leases, retention and inbox times are read from it)."""
-        return self._bus.clock
-
-    @property
     def relay(self) -> Relay:
         """The background relay (raises before start and after stop)."""
         if self._relay is None:
             raise StoreError("the outbox relay runs only while the bus does")
         return self._relay
 
-    async def start(self) -> None:
-        """Check the retention settings, open (and migrate) the store, start the relay."""
-        check_retention(self.settings, retry_window_of(self._bus))
+    async def start(self, retry_window: float) -> None:
+        """Check the retention settings against ``retry_window`` (the longest time the bus may
+        retry a message), open (and migrate) the store, start the relay."""
+        check_retention(self.settings, retry_window)
         store = open_store(self.url, self.settings)
         await store.open()
         self._store = store
-        self._marker = DispatchMarker(store, self._bus.clock)
-        self._relay = Relay(
-            self._bus.service, store, self._send_row, self._bus.clock, self.settings
-        )
+        self._marker = DispatchMarker(store, self.clock)
+        self._relay = Relay(self.service, store, self._send_row, self.clock, self.settings)
+        self._relay.report_backlog = self.report_backlog
         self._relay.start()
-        log.info("bus %s: outbox on %s", self._bus.service, mask_url(self.url))
+        log.info("bus %s: store on %s", self.service, mask_url(self.url))
 
     async def stop(self) -> None:
         """Stop the relay and close the store; failures are logged, not raised."""
@@ -126,13 +134,13 @@ class Outbox:
             log.exception("the store %s did not close cleanly", mask_url(self.url))
 
     @asynccontextmanager
-    async def session(self, outgoing: list[OutgoingMessage]) -> AsyncIterator[StoreTransaction]:
+    async def session(self, outgoing: list[OutgoingMessage]) -> AsyncIterator[UnitOfWork]:
         """One unit of work: a store transaction into which ``outgoing`` is written at the end.
 
-        The block appends to ``outgoing`` while it runs; when it ends without error, the messages
-        become outbox rows, the transaction commits, they are sent in order and marked
-        dispatched, and ``outgoing`` is emptied. If the block raises, the transaction rolls back
-        and ``outgoing`` is emptied: nothing is written, nothing leaves.
+        The block appends to ``outgoing`` while it runs; when it ends without error, the
+        messages become outbox rows and the transaction commits (``written`` tells whether
+        there were any): send them with :meth:`dispatch_committed`. If the block raises, the
+        transaction rolls back and ``outgoing`` is emptied: nothing is written, nothing leaves.
         """
         current = _open_transaction.get()
         if current is not None and current[0]:
@@ -142,49 +150,43 @@ class Outbox:
             )
         marker = [True]
         token = _open_transaction.set(marker)
-        tx_id = new_message_id()
-        store = self.store
         try:
-            async with store.transaction() as tx:
-                yield tx
+            async with self.store.transaction() as tx:
+                work = UnitOfWork(tx, outgoing)
+                yield work
                 if outgoing:
-                    await self._write_outbox(tx, tx_id, outgoing)
+                    await self._write_outbox(work)
         except BaseException:
             outgoing.clear()
             raise
         finally:
             marker[0] = False
             _open_transaction.reset(token)
-        committed = list(outgoing)
-        outgoing.clear()
-        if committed:
-            await self._dispatch_committed(store, tx_id, committed)
 
-    async def _write_outbox(
-        self, tx: StoreTransaction, tx_id: str, outgoing: list[OutgoingMessage]
-    ) -> None:
-        now = self._bus.clock.now()
+    async def _write_outbox(self, work: UnitOfWork) -> None:
+        now = self.clock.now()
         # The relay leaves the rows to this instance for a lease, then takes over.
         available_at = now + self.settings.dispatch_lease
+        outgoing = work.outgoing
         # Every message of a transaction comes from this bus: its service is their source.
         source = outgoing[0].envelope.source
-        await tx.add_outbox(
-            transaction_values(tx_id, source, len(outgoing), now, available_at),
+        await work.tx.add_outbox(
+            transaction_values(work.tx_id, source, len(outgoing), now, available_at),
             [
-                outbox_values(tx_id, i, out.kind, out.destination, out.envelope, now)
+                outbox_values(work.tx_id, i, out.kind, out.destination, out.envelope, now)
                 for i, out in enumerate(outgoing)
             ],
         )
+        work.written = True
 
-    async def _dispatch_committed(
-        self, store: Store, tx_id: str, committed: list[OutgoingMessage]
-    ) -> None:
-        """Send a committed transaction's messages in order; whatever fails is the relay's."""
+    async def dispatch_committed(self, tx_id: str, committed: list[OutgoingMessage]) -> None:
+        """Send a committed transaction's messages in order and mark it dispatched; whatever
+        cannot be sent is noted on the transaction and left to the relay. Never raises."""
         sent = 0
         error: Exception | None = None
         for out in committed:
             try:
-                await self._bus.dispatch_outgoing([out])
+                await self._publisher.publish(out)
             except Exception as exc:
                 error = exc
                 break
@@ -193,8 +195,8 @@ class Outbox:
             if error is None:
                 await self._mark_dispatched(tx_id)
             else:
-                await store.note_failed_dispatch(
-                    tx_id, sent, describe(error), self._bus.clock.now()
+                await self.store.note_failed_dispatch(
+                    tx_id, sent, describe(error), self.clock.now()
                 )
         except Exception:
             log.warning(
@@ -219,12 +221,14 @@ class Outbox:
     async def _mark_dispatched(self, tx_id: str) -> None:
         marker = self._marker
         if marker is None:
-            raise StoreError("the outbox stopped before the dispatch could be recorded")
+            raise StoreError("the store stopped before the dispatch could be recorded")
         await marker.mark(tx_id)
 
     async def _send_row(self, row: OutboxRow) -> None:
-        out = OutgoingMessage(row.kind, row.destination, _STORED, row.envelope)
-        await self._bus.dispatch_outgoing([out])
+        """The relay's way back in: the stored envelope goes through the publish chain."""
+        await self._publisher.publish(
+            OutgoingMessage(row.kind, row.destination, None, row.envelope, relayed=True)
+        )
 
     async def purge(self) -> int:
         """Delete dispatched rows and inbox records older than their retention now; return how
