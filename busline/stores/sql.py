@@ -96,8 +96,12 @@ DELETE FROM busline_inbox WHERE (consumer, idempotency_key) IN (
 #: backlog. Once overdue, or failing, it is.
 _WAITING = "schedule_key IS NOT NULL AND attempts = 0 AND available_at > ?"
 
+#: The oldest pending message's age counts from its due time when it was scheduled (a timeout
+#: scheduled for tomorrow is not a day late when it is due); once it failed, from its commit.
 STATS_PENDING = f"""
-SELECT COALESCE(SUM(messages - sent), 0), MIN(created_at),
+SELECT COALESCE(SUM(messages - sent), 0),
+       MIN(CASE WHEN schedule_key IS NOT NULL AND attempts = 0 THEN available_at
+                ELSE created_at END),
        COALESCE(SUM(CASE WHEN attempts > 0 THEN 1 ELSE 0 END), 0)
 FROM busline_outbox_transactions WHERE dispatched_at IS NULL AND NOT ({_WAITING})"""
 

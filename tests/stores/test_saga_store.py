@@ -344,13 +344,18 @@ async def test_purge_deletes_completed_sagas_past_their_retention(store_url):
 
 async def test_stats_count_scheduled_messages_apart_until_due(store_url):
     async with opened(store_url) as store:
+        # Scheduled at 0.0 for 100.0; an ordinary message committed at 150.0.
         await schedule(store, "timeout", f"{SAGA}/o-1/t", due_at=100.0, messages=2)
         async with store.transaction() as tx:
-            await tx.add_outbox(transaction_values("now", "orders", 1, 7.0, 0.0), [message("now")])
+            await tx.add_outbox(
+                transaction_values("now", "orders", 1, 150.0, 0.0), [message("now")]
+            )
         early = await store.stats(now=50.0)
-        assert (early.pending, early.scheduled, early.oldest_pending_at) == (1, 2, 7.0)
-        due = await store.stats(now=100.0)
-        assert (due.pending, due.scheduled, due.oldest_pending_at) == (3, 0, 0.0)
+        assert (early.pending, early.scheduled, early.oldest_pending_at) == (1, 2, 150.0)
+        # Overdue, the timeout is backlog, as old as its due time (not its scheduling).
+        late = await store.stats(now=200.0)
+        assert (late.pending, late.scheduled, late.oldest_pending_at) == (3, 0, 100.0)
+        assert late.failing == 0
 
 
 async def database_at_version_3(url: str) -> None:
