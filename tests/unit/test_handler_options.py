@@ -1,0 +1,68 @@
+"""Handler options are declared by the middleware that reads them: a misspelt or unknown option,
+or a value its middleware refuses, is an error when the handler is declared."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+import pytest
+
+from busline import Bus, Command, Middleware, RegistrationError, RetryPolicy
+from busline.middleware import OptionCheck
+
+
+class Pay(Command, wire_name="options.Pay"):
+    amount: float
+
+
+def test_an_unknown_option_names_the_valid_ones():
+    bus = Bus("svc")
+    with pytest.raises(RegistrationError) as raised:
+
+        @bus.command_handler(Pay, retires=RetryPolicy())
+        async def pay(cmd: Pay) -> None: ...
+
+    message = str(raised.value)
+    assert "retires" in message
+    assert "retry" in message and "trace_as" in message and "prefetch" in message
+
+
+def test_a_misspelt_tracing_option_is_refused_even_with_tracing_off():
+    bus = Bus("svc", tracing=False)
+    with pytest.raises(RegistrationError, match="trace_ass"):
+
+        @bus.command_handler(Pay, trace_ass="link")
+        async def pay(cmd: Pay) -> None: ...
+
+
+@pytest.mark.parametrize(
+    ("options", "complaint"),
+    [({"retry": 3}, "RetryPolicy"), ({"trace_as": "sibling"}, "'child' or 'link'")],
+)
+def test_a_known_option_with_a_bad_value_is_refused(options: dict[str, Any], complaint: str):
+    bus = Bus("svc")
+    with pytest.raises(RegistrationError, match=complaint):
+        bus.command_handler(Pay, **options)
+
+
+class Priority(Middleware):
+    """A user middleware that reads its own per-handler option."""
+
+    handler_options: ClassVar[Mapping[str, OptionCheck]] = {
+        "priority": lambda value: None if value in ("low", "high") else "priority: low or high"
+    }
+
+
+def test_middleware_declares_the_options_it_reads():
+    bus = Bus("svc", middleware=[Priority()])
+
+    @bus.command_handler(Pay, priority="high", retry=RetryPolicy(immediate=1))
+    async def pay(cmd: Pay) -> None: ...
+
+    [spec] = bus.registry.specs
+    assert spec.options == {"priority": "high", "retry": RetryPolicy(immediate=1)}
+    with pytest.raises(RegistrationError, match="low or high"):
+        Bus("other", middleware=[Priority()]).command_handler(Pay, priority="urgent")
+    with pytest.raises(RegistrationError, match="priority"):
+        Bus("plain").command_handler(Pay, priority="high")
