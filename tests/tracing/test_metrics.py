@@ -119,3 +119,25 @@ async def test_retries_are_counted(traced, metrics, spans):
     assert attributes["messaging.destination.name"] == "shop.PlaceOrder"
     assert metrics.collect()["busline.retries"].unit == "{retry}"
     assert metrics.points("busline.dead_lettered") == []
+
+
+async def test_a_bus_with_a_store_reports_its_outbox_backlog(make_bus, traced, metrics, tmp_path):
+    from busline import StoreSettings
+
+    bus = make_bus(
+        "shop",
+        store=f"sqlite:///{tmp_path}/shop.db",
+        store_settings=StoreSettings(cleanup_interval=0.05),
+        **traced,
+    )
+
+    @bus.command_handler
+    async def place(cmd: PlaceOrder) -> None: ...
+
+    async with bus:
+        async with bus.transaction() as tx:
+            await tx.send(PlaceOrder(order_id="o-1"))
+        await eventually(lambda: metrics.points("busline.outbox.backlog") != [])
+    [(attributes, point)] = metrics.points("busline.outbox.backlog")
+    assert attributes == {"busline.service": "shop"}
+    assert point.value == 0  # sent right after the commit: nothing waits
