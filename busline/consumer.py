@@ -163,7 +163,7 @@ class Consumer:
                 retry,
                 delay=retry.delay,
                 round_number=retry.round_number,
-                ctx=ctx,
+                message=ctx.message,
             )
             ctx.report(ctx.outcome)
         except Reject as exc:
@@ -180,7 +180,7 @@ class Consumer:
             ctx.attempt,
             error,
             reason=reason,
-            ctx=ctx,
+            message=ctx.message,
         )
         ctx.outcome = outcome
         ctx.report(outcome)

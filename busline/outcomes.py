@@ -4,7 +4,7 @@ reported to middleware (``Middleware.on_outcome``).
 Outcomes are reported by whoever decides them: the retry middleware for an immediate retry (while
 the attempt's middleware scope is still open), the consumer for a delayed retry or a move to the
 error queue (before it settles the delivery). A message that never reached the middleware (it
-could not be decoded) is reported too, with ``ctx`` set to ``None``. Observers run synchronously
+could not be decoded) is reported too, with ``message`` set to ``None``. Observers run synchronously
 and are guarded: an observer that raises is logged and never keeps a delivery from being settled.
 """
 
@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING
 from busline.errors import FailureReason, qualified_name
 
 if TYPE_CHECKING:
-    from busline.context import Context
     from busline.envelope import Envelope
+    from busline.messages import Message
     from busline.registry import HandlerSpec
 
 log = logging.getLogger("busline.outcomes")
@@ -56,8 +56,9 @@ class Outcome:
     round_number: int | None = None
     #: What was wrong, when ``error`` is a type name rather than an exception.
     detail: str = ""
-    #: The message's context, ``None`` when it never reached the middleware.
-    ctx: Context | None = None
+    #: The decoded message, ``None`` when it never reached the middleware (too large, of an
+    #: unknown type, or undecodable).
+    message: Message | None = None
 
     @property
     def error_type(self) -> str:

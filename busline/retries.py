@@ -109,7 +109,7 @@ class RetryMiddleware(Middleware):
                             ctx.envelope,
                             ctx.attempt,
                             error,
-                            ctx=ctx,
+                            message=ctx.message,
                         )
                     )
                     ctx.outgoing.clear()

@@ -90,7 +90,7 @@ class TracingMiddleware(Middleware):
         """Record a retry or the error queue on the process span of the message, or, for a
         message that never had one (it could not be decoded), as a ``dead_letter`` span."""
         current = scope.current.get()
-        if not isinstance(current, _Scope) or current.ctx is not outcome.ctx:
+        if not isinstance(current, _Scope) or current.ctx.envelope is not outcome.envelope:
             if outcome.kind is OutcomeKind.DEAD_LETTERED:
                 self.telemetry.record_dead_letter(outcome)
             return

@@ -28,6 +28,12 @@ def record_retry(ctx: Context, error: BaseException, *, delay: float = 0.0) -> N
     """
     ctx.report(
         Outcome(
-            OutcomeKind.RETRY, ctx.handler, ctx.envelope, ctx.attempt, error, delay=delay, ctx=ctx
+            OutcomeKind.RETRY,
+            ctx.handler,
+            ctx.envelope,
+            ctx.attempt,
+            error,
+            delay=delay,
+            message=ctx.message,
         )
     )

@@ -243,7 +243,7 @@ class Telemetry:
             self.record_dead_letter_event(span, info, reason, error_type)
         finally:
             span.end()
-        if outcome.ctx is None:  # never reached the middleware, which counts what it processes
+        if outcome.message is None:  # never reached the middleware, which counts what it processes
             self.instruments.consumed_messages.add(1, info.metric_attributes)
 
     # -- publish side --------------------------------------------------------------------------

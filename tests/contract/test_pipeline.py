@@ -58,7 +58,7 @@ async def test_retries_and_the_error_queue_are_reported_as_outcomes(make_bus, bu
     last = recorder.outcomes[-1]
     assert last.reason is FailureReason.HANDLER_ERROR
     assert last.error_type == "ValueError" and str(last.error) == "declined o-1"
-    assert last.ctx is not None and last.ctx.message_id == last.envelope.message_id
+    assert last.message == PlaceOrder(order_id="o-1", amount=1.0)
 
 
 async def test_input_that_never_reaches_the_middleware_is_reported_too(make_bus, bus_url):
@@ -78,7 +78,7 @@ async def test_input_that_never_reaches_the_middleware_is_reported_too(make_bus,
     [outcome] = recorder.outcomes
     assert outcome.kind is OutcomeKind.DEAD_LETTERED
     assert outcome.reason is FailureReason.UNDECODABLE
-    assert outcome.ctx is None and outcome.error_type == "DecodeError"
+    assert outcome.message is None and outcome.error_type == "DecodeError"
 
 
 async def test_a_failing_observer_never_keeps_a_delivery_from_being_settled(make_bus, bus_url):

@@ -3,7 +3,7 @@ composition root (and what sits above it) imports :mod:`busline.bus`.
 
 For cycles, every import that runs counts, inside functions too; imports under
 ``if TYPE_CHECKING:`` do not (annotations may name each other's types, as a Context and the
-Outcome that refers back to it do, without either module needing the other to load). For the bus,
+Outcome could, without either module needing the other to load). For the bus,
 every import counts, type-only ones too: nothing below the root may even name it.
 """
 
@@ -133,3 +133,15 @@ def test_only_the_composition_root_imports_the_bus():
         and not name.startswith(("busline.cli.", "busline.testing."))
     )
     assert importers == []
+
+
+def test_every_package_is_installed():
+    """pyproject lists busline's packages by hand (transports/ installs as busline.transports):
+    a new package folder missing from that list would be left out of the wheel."""
+    import tomllib
+
+    listed = set(
+        tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]
+    )
+    on_disk = {name for name, path in module_names().items() if path.name == "__init__.py"}
+    assert listed == on_disk
