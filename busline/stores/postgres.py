@@ -19,24 +19,16 @@ from urllib.parse import urlsplit
 
 import asyncpg  # type: ignore[import-untyped]  # no stubs shipped
 
-from busline.stores import sql
+from busline.stores import saga_postgres, sql
 from busline.stores.base import Claim, OutboxStats, StoreError, StoreSettings
 from busline.stores.progress import claim_outcome
 from busline.stores.rows import in_dispatch_order, row_from_record
-from busline.stores.saga_postgres import (
-    REPLACE_SCHEDULED,
-    PostgresSagaStore,
-    PostgresSagaTransaction,
-    purge_sagas,
-)
-from busline.stores.sagas import INSERT_SCHEDULED_TRANSACTION
 from busline.stores.schema import (
     OUTBOX_COLUMNS,
     TRANSACTION_COLUMNS,
     VERSION_TABLE_POSTGRES,
     pending_migrations,
 )
-from busline.stores.sql import affected as _affected
 from busline.urls import mask_url
 
 #: ``pg_advisory_xact_lock`` key serializing migrations of one database ("busline" in ASCII).
@@ -44,7 +36,6 @@ MIGRATION_LOCK = 0x62_75_73_6C_69_6E_65
 
 _INSERT_OUTBOX = sql.numbered(sql.INSERT_OUTBOX)
 _INSERT_TRANSACTION = sql.numbered(sql.INSERT_TRANSACTION)
-_INSERT_SCHEDULED_TRANSACTION = sql.numbered(INSERT_SCHEDULED_TRANSACTION)
 _INSERT_INBOX = sql.numbered(sql.INSERT_INBOX)
 #: Due transactions, locked (skipping those other relays hold) until the claim ends, with their
 #: unsent rows, in one statement.
@@ -87,14 +78,14 @@ def _insert_with_rows(rows: int, scheduled: bool = False) -> str:
         "(" + ", ".join(f"${first + row * width + column}" for column in range(width)) + ")"
         for row in range(rows)
     )
-    insert = _INSERT_SCHEDULED_TRANSACTION if scheduled else _INSERT_TRANSACTION
+    insert = saga_postgres.INSERT_SCHEDULED_TRANSACTION if scheduled else _INSERT_TRANSACTION
     return (
         f"WITH tx AS ({insert}) "
         f"INSERT INTO busline_outbox ({', '.join(OUTBOX_COLUMNS)}) VALUES {groups}"
     )
 
 
-class PostgresTransaction(PostgresSagaTransaction):
+class PostgresTransaction(saga_postgres.PostgresSagaTransaction):
     """An open PostgreSQL transaction; :attr:`connection` is the ``asyncpg`` connection."""
 
     __slots__ = ("connection",)
@@ -108,7 +99,7 @@ class PostgresTransaction(PostgresSagaTransaction):
         A concurrent transaction holding the same key makes this wait for its outcome.
         """
         status = await self.connection.execute(_INSERT_INBOX, consumer, key, message_id, now)
-        return _affected(status) == 1
+        return sql.affected(status) == 1
 
     async def add_outbox(
         self,
@@ -120,19 +111,19 @@ class PostgresTransaction(PostgresSagaTransaction):
         scheduled message replaces the pending one with its key (one more round trip)."""
         scheduled = schedule_key is not None
         if scheduled:
-            await self.connection.execute(REPLACE_SCHEDULED, schedule_key)
+            await self.connection.execute(saga_postgres.REPLACE_SCHEDULED, schedule_key)
             transaction = (*transaction, schedule_key)
         if len(rows) <= ONE_STATEMENT_ROWS:
             values = [value for row in rows for value in row]
             insert = _insert_with_rows(len(rows), scheduled)
             await self.connection.execute(insert, *transaction, *values)
             return
-        first = _INSERT_SCHEDULED_TRANSACTION if scheduled else _INSERT_TRANSACTION
+        first = saga_postgres.INSERT_SCHEDULED_TRANSACTION if scheduled else _INSERT_TRANSACTION
         await self.connection.execute(first, *transaction)
         await self.connection.executemany(_INSERT_OUTBOX, rows)
 
 
-class PostgresStore(PostgresSagaStore):
+class PostgresStore(saga_postgres.PostgresSagaStore):
     """The :class:`~busline.stores.base.Store` for ``postgresql://`` URLs."""
 
     dialect = "postgresql"
@@ -268,10 +259,10 @@ class PostgresStore(PostgresSagaStore):
         """Delete expired dispatched transactions with their rows, expired inbox records and
         (given ``sagas_before``) expired completed sagas with their steps."""
         async with self._get_pool().acquire() as conn:
-            removed = _affected(await conn.execute(_PURGE_OUTBOX, outbox_before, limit))
-            removed += _affected(await conn.execute(_PURGE_INBOX, inbox_before, limit))
+            removed = sql.affected(await conn.execute(_PURGE_OUTBOX, outbox_before, limit))
+            removed += sql.affected(await conn.execute(_PURGE_INBOX, inbox_before, limit))
             if sagas_before is not None:
-                removed += await purge_sagas(conn, sagas_before, limit)
+                removed += await saga_postgres.purge_sagas(conn, sagas_before, limit)
         return removed
 
     async def stats(self, now: float | None = None) -> OutboxStats:

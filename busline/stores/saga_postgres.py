@@ -21,6 +21,7 @@ _SELECT_SAGA = numbered(sagas.SELECT_SAGA)
 _INSERT_SAGA = numbered(sagas.INSERT_SAGA)
 _UPDATE_SAGA = numbered(sagas.UPDATE_SAGA)
 _INSERT_STEP = numbered(sagas.INSERT_STEP)
+INSERT_SCHEDULED_TRANSACTION = numbered(sagas.INSERT_SCHEDULED_TRANSACTION)
 #: The instance and its steps together, if it is at the expected version: how many instances
 #: went (0 or 1).
 _DELETE_SAGA = f"""
