@@ -31,6 +31,20 @@ class TransportClosedError(ConnectionError):
     """The transport was closed: no connection will come any more."""
 
 
+class _Connection(aiormq.Connection):
+    """aiormq's connection with room for more frame batches in its write queue.
+
+    aiormq queues at most ``FRAME_BUFFER_SIZE`` (ten) publishes or acks for its writer task. With
+    more publishes in flight than that, the rest wait for room one at a time, each handed the
+    channel's lock in a later event-loop iteration: the writes spread over many iterations and
+    each leaves in a socket write of its own (see :mod:`.sockets`). A deeper queue lets a
+    window of concurrent publishes queue in one iteration; it is still bounded, so a slow socket
+    still pushes back on publishers.
+    """
+
+    FRAME_BUFFER_SIZE = 512
+
+
 def _is_permanent(exc: BaseException) -> bool:
     """Errors that retrying will not fix: wrong credentials, missing vhost, bad TLS setup, a
     declaration the broker refuses (busline's own errors, e.g. a queue of another type)."""
@@ -181,7 +195,7 @@ class ConnectionManager:
 
     async def _open(self) -> AbstractConnection:
         config = self.config
-        connection = aiormq.Connection(
+        connection = _Connection(
             config.url,
             context=config.ssl_context,
             transport_factory=CoalescingTransportFactory(config.tls),

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Callable
+from datetime import datetime
+from operator import attrgetter
 from typing import Any
 
 from pamqp.commands import Basic
@@ -24,6 +26,7 @@ from pamqp.encode import timestamp as encode_timestamp
 _U8 = struct.Struct(">B")
 _U16 = struct.Struct(">H")
 _U32 = struct.Struct(">I")
+_U64 = struct.Struct(">Q")
 
 
 def shortstr(value: str) -> bytes:
@@ -53,6 +56,12 @@ def _octet(value: int) -> bytes:
     return _U8.pack(value)
 
 
+def _timestamp(value: Any) -> bytes:
+    if type(value) is datetime and value.tzinfo is not None:
+        return _U64.pack(int(value.timestamp()))
+    return encode_timestamp(value)  # naive (pamqp takes it as UTC) or a struct_time
+
+
 _Encoder = Callable[[Any], bytes]
 
 # The fourteen basic-class properties in wire order, with their encoders (AMQP 0-9-1: the first
@@ -67,7 +76,7 @@ _FIELDS: tuple[tuple[str, _Encoder], ...] = (
     ("reply_to", shortstr),
     ("expiration", shortstr),
     ("message_id", shortstr),
-    ("timestamp", encode_timestamp),
+    ("timestamp", _timestamp),
     ("message_type", shortstr),
     ("user_id", shortstr),
     ("app_id", shortstr),
@@ -76,6 +85,8 @@ _FIELDS: tuple[tuple[str, _Encoder], ...] = (
 _ENCODERS: tuple[tuple[str, int, _Encoder], ...] = tuple(
     (name, 1 << (15 - index), encoder) for index, (name, encoder) in enumerate(_FIELDS)
 )
+_FLAGS_AND_ENCODERS = tuple((flag, encoder) for _, flag, encoder in _ENCODERS)
+_VALUES = attrgetter(*(name for name, _ in _FIELDS))
 
 
 class FastProperties(Basic.Properties):
@@ -85,8 +96,7 @@ class FastProperties(Basic.Properties):
         """The property flags and values, as pamqp's ``marshal()`` would encode them."""
         flags = 0
         parts = [b""]
-        for name, flag, encode in _ENCODERS:
-            value = getattr(self, name)
+        for value, (flag, encode) in zip(_VALUES(self), _FLAGS_AND_ENCODERS, strict=True):
             if value is not None and value != "":  # pamqp's rule for an absent property
                 flags |= flag
                 parts.append(encode(value))

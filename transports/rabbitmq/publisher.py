@@ -46,13 +46,13 @@ class Publisher:
     def __init__(self, connections: ConnectionManager, send_timeout: float) -> None:
         self._connections = connections
         self._timeout = send_timeout
-        self._channel: Channel | None = None
+        self._channel: _ConfirmChannel | None = None
         self._lock = asyncio.Lock()
 
     async def attach(self, connection: AbstractConnection) -> None:
         """Open the confirm channel of a new connection."""
-        self._channel = cast(
-            Channel, await connection.channel(publisher_confirms=True, on_return_raises=True)
+        self._channel = _ConfirmChannel(
+            cast(Channel, await connection.channel(publisher_confirms=True, on_return_raises=True))
         )
 
     def detach(self) -> None:
@@ -61,10 +61,10 @@ class Publisher:
 
     async def close(self) -> None:
         """Close the channel (the connection closes separately)."""
-        channel, self._channel = self._channel, None
-        if channel is not None and not channel.is_closed:
+        confirm, self._channel = self._channel, None
+        if confirm is not None and not confirm.channel.is_closed:
             try:
-                await asyncio.wait_for(channel.close(), 5)
+                await asyncio.wait_for(confirm.channel.close(), 5)
             except Exception as exc:
                 log.debug("closing the publish channel: %r", exc)
 
@@ -100,18 +100,16 @@ class Publisher:
         channel_failures = 0
         attempt = 0
         while True:
-            channel: Channel | None = None
+            confirm: _ConfirmChannel | None = None
             reason: BaseException
             try:
                 async with asyncio.timeout_at(deadline) as scope:
-                    channel = self._channel
-                    if channel is None or channel.is_closed:
-                        channel = await self._open_channel(deadline)
+                    confirm = self._channel
+                    if confirm is None or confirm.channel.is_closed:
+                        confirm = await self._open_channel(deadline)
                     if ensure is not None:
                         await ensure()
-                    await _publish_on(
-                        channel, scope, body, exchange, routing_key, properties, mandatory
-                    )
+                    await confirm.publish(scope, body, exchange, routing_key, properties, mandatory)
                 return
             except aiormq.PublishError as exc:
                 if on_unroutable is not None:
@@ -129,9 +127,9 @@ class Publisher:
             except TopologyError:
                 raise
             except TimeoutError:
-                if channel is not None and channel.is_closed and loop.time() < deadline:
-                    # _publish_on cut the wait short: the channel closed, not the deadline.
-                    reason = _close_reason(channel)
+                if confirm is not None and confirm.channel.is_closed and loop.time() < deadline:
+                    # The channel closed and cut the wait short, not the deadline.
+                    reason = _close_reason(confirm.channel)
                 else:
                     raise PublishTimeoutError(
                         f"no confirm from RabbitMQ at {self._connections.config.masked} within "
@@ -152,7 +150,7 @@ class Publisher:
             except CHANNEL_GONE as exc:
                 reason = exc
             attempt += 1
-            if channel is not None and self._channel is channel:
+            if confirm is not None and self._channel is confirm:
                 self._channel = None
             if isinstance(reason, aiormq.AMQPChannelError):
                 if isinstance(reason, aiormq.ChannelNotFoundEntity) and on_not_found is not None:
@@ -172,12 +170,12 @@ class Publisher:
             # Short pause so a dying connection is not hammered before its loss is noticed.
             await asyncio.sleep(min(0.05 * attempt, 0.5))
 
-    async def _open_channel(self, deadline: float) -> Channel:
+    async def _open_channel(self, deadline: float) -> _ConfirmChannel:
         async with self._lock:
             while True:
-                channel = self._channel
-                if channel is not None and not channel.is_closed:
-                    return channel
+                confirm = self._channel
+                if confirm is not None and not confirm.channel.is_closed:
+                    return confirm
                 connection = await self._connections.get(deadline)
                 try:
                     channel = cast(
@@ -188,49 +186,60 @@ class Publisher:
                     log.debug("opening a publish channel failed: %r", exc)
                     await asyncio.sleep(0.05)
                     continue
-                self._channel = channel
-                return channel
+                confirm = self._channel = _ConfirmChannel(channel)
+                return confirm
 
 
-async def _publish_on(
-    channel: Channel,
-    scope: asyncio.Timeout,
-    body: bytes,
-    exchange: str,
-    routing_key: str,
-    properties: Basic.Properties,
-    mandatory: bool,
-) -> None:
-    """One ``basic_publish`` on ``channel`` and its confirm, ended early if the channel closes.
+class _ConfirmChannel:
+    """The confirm-mode channel, and the deadlines of the publishes waiting on it.
 
-    ``wait=False``: waiting for the socket to drain buys nothing when the confirm is awaited
-    anyway. aiormq's write queue is small (ten frame batches) and a dead connection never
-    drains it, so a publisher waiting for room would otherwise sit there until the deadline
-    instead of retrying on the next channel: when the channel closes, ``scope`` (the publish's
-    deadline) is brought forward to now, and :meth:`Publisher.publish` tells the two apart.
+    aiormq's write queue is small (ten frame batches) and a dead connection never drains it, so a
+    publisher waiting there for room would sit until its deadline instead of retrying on the next
+    channel. When the channel closes, every waiting publish's deadline (its ``asyncio.timeout``)
+    is brought forward to now, and :meth:`Publisher.publish` tells that from a real timeout by
+    the closed channel. One close observer per channel, not one per publish.
     """
-    closing = channel.closing
-    loop = asyncio.get_running_loop()
-    watching = True
 
-    def expire(_: object) -> None:
-        if watching and not scope.expired():
-            scope.reschedule(loop.time())
+    __slots__ = ("channel", "scopes")
 
-    closing.add_done_callback(expire)
-    try:
-        await channel.basic_publish(
-            body,
-            exchange=exchange,
-            routing_key=routing_key,
-            properties=properties,
-            mandatory=mandatory,
-            wait=False,
-        )
-    finally:
-        watching = False
-        closing.remove_done_callback(expire)
-        closing.cancel()  # only this observer, not the channel
+    def __init__(self, channel: Channel) -> None:
+        self.channel = channel
+        self.scopes: set[asyncio.Timeout] = set()
+        channel.closing.add_done_callback(self._closed)
+
+    def _closed(self, _: object) -> None:
+        now = asyncio.get_running_loop().time()
+        for scope in self.scopes:
+            if not scope.expired():
+                scope.reschedule(now)
+
+    async def publish(
+        self,
+        scope: asyncio.Timeout,
+        body: bytes,
+        exchange: str,
+        routing_key: str,
+        properties: Basic.Properties,
+        mandatory: bool,
+    ) -> None:
+        """``basic_publish`` and wait for the confirm, while ``scope`` is active.
+
+        ``wait=False``: waiting for the socket to drain buys nothing when the confirm is awaited
+        anyway.
+        """
+        scopes = self.scopes
+        scopes.add(scope)
+        try:
+            await self.channel.basic_publish(
+                body,
+                exchange=exchange,
+                routing_key=routing_key,
+                properties=properties,
+                mandatory=mandatory,
+                wait=False,
+            )
+        finally:
+            scopes.discard(scope)
 
 
 def _close_reason(channel: Channel) -> BaseException:
