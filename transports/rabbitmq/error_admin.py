@@ -1,34 +1,63 @@
 """The error queue of a RabbitMQ broker, for ``busline errors`` and :mod:`busline.errorqueue`.
 
-This is an operator's tool, not a hot path, so it uses aio-pika for clarity. Browsing takes the
-messages unacknowledged and returns them by closing the channel; replay publishes each chosen
-message to its original queue and acks its error copy only after the broker confirmed the
-publish, so a crash in between can duplicate a message but never lose one.
+An operator's tool, not a hot path, on aiormq like the transport (one AMQP client, not two).
+Browsing takes the messages unacknowledged (``basic.get``) and returns them by closing the
+channel; replay publishes each chosen message to its original queue and acks its error copy only
+after the broker confirmed the publish, so a crash in between can duplicate a message but never
+lose one. A replayed message the broker returns (its original queue no longer exists) keeps its
+error copy and is left out of the ids returned.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Any
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Iterable, Mapping
+from contextlib import asynccontextmanager
+from typing import Any, cast
 
-import aio_pika
-from aio_pika.abc import AbstractIncomingMessage, AbstractRobustConnection
+import aiormq
+from aiormq.abc import AbstractChannel, AbstractConnection, DeliveredMessage
+from pamqp.commands import Basic
 
 from busline.errorqueue import ParkedMessage, replay_headers, select
 from busline.urls import mask_url
 
+from .wire import PERSISTENT, wire_table
 
-def _parked(message: AbstractIncomingMessage) -> ParkedMessage:
+log = logging.getLogger("busline.rabbitmq")
+
+
+def _parked(message: DeliveredMessage) -> ParkedMessage:
+    properties: Basic.Properties = message.header.properties
     headers: dict[str, Any] = {
-        k: v.decode() if isinstance(v, bytes) else v for k, v in (message.headers or {}).items()
+        k: v.decode() if isinstance(v, bytes) else v for k, v in (properties.headers or {}).items()
     }
-    return ParkedMessage(message.message_id or "", message.type or "", message.body, headers)
+    return ParkedMessage(
+        properties.message_id or "", properties.message_type or "", message.body, headers
+    )
+
+
+def _replay_properties(
+    properties: Basic.Properties, headers: Mapping[str, Any]
+) -> Basic.Properties:
+    """The properties of a replayed copy: the original's, fresh headers, persistent."""
+    return Basic.Properties(
+        content_type=properties.content_type,
+        headers=wire_table(replay_headers(headers)),
+        delivery_mode=PERSISTENT,
+        correlation_id=properties.correlation_id,
+        message_id=properties.message_id,
+        timestamp=properties.timestamp,
+        message_type=properties.message_type,
+        app_id=properties.app_id,
+    )
 
 
 class RabbitMQErrorQueue:
     """Browse, replay and purge a RabbitMQ error queue."""
 
-    def __init__(self, connection: AbstractRobustConnection, error_queue: str) -> None:
+    def __init__(self, connection: AbstractConnection, error_queue: str) -> None:
         self._connection = connection
         self._error_queue = error_queue
 
@@ -36,64 +65,77 @@ class RabbitMQErrorQueue:
     async def open(cls, url: str, error_queue: str) -> RabbitMQErrorQueue:
         """Connect to the broker at ``url``."""
         try:
-            connection = await aio_pika.connect_robust(url)
+            connection = await aiormq.connect(url)
         except Exception as exc:
             raise ConnectionError(
                 f"cannot connect to {mask_url(url)}: {type(exc).__name__}"
             ) from None
         return cls(connection, error_queue)
 
+    @asynccontextmanager
+    async def _channel(self, confirms: bool = False) -> AsyncIterator[AbstractChannel]:
+        """A channel on which the error queue exists, closed afterwards (which returns
+        whatever was taken and not acked to the queue)."""
+        channel = await self._connection.channel(publisher_confirms=confirms, on_return_raises=True)
+        try:
+            # Passive: a missing error queue is an error here, not something to create.
+            await channel.queue_declare(self._error_queue, passive=True)
+            yield channel
+        finally:
+            if not channel.is_closed:
+                await asyncio.wait_for(channel.close(), 10)
+
     async def _take_all(
-        self, channel: aio_pika.abc.AbstractChannel, limit: int | None
-    ) -> list[AbstractIncomingMessage]:
-        queue = await channel.get_queue(self._error_queue, ensure=True)
-        taken: list[AbstractIncomingMessage] = []
+        self, channel: AbstractChannel, limit: int | None
+    ) -> list[DeliveredMessage]:
+        taken: list[DeliveredMessage] = []
         while limit is None or len(taken) < limit:
-            message = await queue.get(no_ack=False, fail=False)
-            if message is None:
+            message = await channel.basic_get(self._error_queue, no_ack=False)
+            if isinstance(message.delivery, Basic.GetEmpty):
                 break
             taken.append(message)
         return taken
 
     async def browse(self, limit: int | None = None) -> list[ParkedMessage]:
         """The parked messages, oldest first; closing the channel puts them all back."""
-        async with self._connection.channel() as channel:
+        async with self._channel() as channel:
             return [_parked(message) for message in await self._take_all(channel, limit)]
 
     async def replay(self, message_ids: Iterable[str] | None = None) -> list[str]:
         """Send the chosen messages back to their original queues with fresh counters."""
         replayed: list[str] = []
-        async with self._connection.channel(publisher_confirms=True) as channel:
+        async with self._channel(confirms=True) as channel:
             taken = await self._take_all(channel, None)
             chosen = select([_parked(m) for m in taken], message_ids)
             for message in taken:
                 parked = _parked(message)
                 if parked.message_id not in chosen:
                     continue
-                fresh = aio_pika.Message(
-                    body=message.body,
-                    headers=replay_headers(parked.headers),
-                    content_type=message.content_type,
-                    message_id=message.message_id,
-                    correlation_id=message.correlation_id,
-                    type=message.type,
-                    app_id=message.app_id,
-                    timestamp=message.timestamp,
-                    delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-                )
-                # Confirmed (publisher_confirms) before the error copy is acked.
-                await channel.default_exchange.publish(
-                    fresh, routing_key=parked.original_queue, mandatory=True
-                )
-                await message.ack()
+                try:
+                    # Returns once confirmed (a confirm channel), before the error copy is acked.
+                    await channel.basic_publish(
+                        message.body,
+                        routing_key=parked.original_queue,
+                        properties=_replay_properties(message.header.properties, parked.headers),
+                        mandatory=True,
+                    )
+                except aiormq.PublishError:
+                    log.warning(
+                        "%s: not replayed, queue %r does not exist; it stays in %s",
+                        parked.message_id,
+                        parked.original_queue,
+                        self._error_queue,
+                    )
+                    continue
+                tag = cast(int, cast(Basic.GetOk, message.delivery).delivery_tag)
+                await channel.basic_ack(tag)
                 replayed.append(parked.message_id)
         return replayed
 
     async def purge(self) -> int:
         """Delete every parked message; return how many."""
-        async with self._connection.channel() as channel:
-            queue = await channel.get_queue(self._error_queue, ensure=True)
-            result = await queue.purge()
+        async with self._channel() as channel:
+            result = await channel.queue_purge(self._error_queue)
             return int(result.message_count or 0)
 
     async def close(self) -> None:
