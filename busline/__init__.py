@@ -1,4 +1,5 @@
-"""busline: an asyncio message bus with commands, events, retries, outbox, inbox and tracing."""
+"""busline: an asyncio message bus with commands, events, retries, outbox, inbox, sagas and
+tracing."""
 
 from busline.bus import Bus
 from busline.context import Context
@@ -20,6 +21,8 @@ from busline.middleware import Middleware
 from busline.outcomes import Outcome, OutcomeKind
 from busline.outgoing import OutgoingMessage
 from busline.retries import NO_RETRIES, RetryPolicy
+from busline.saga import Saga
+from busline.saga_context import SagaContext
 from busline.stores import NestedTransactionError, NoStoreError, StoreError, StoreSettings
 from busline.tracing.settings import TracingSettings
 from busline.transaction import Transaction
@@ -49,6 +52,8 @@ __all__ = [
     "RegistrationError",
     "Reject",
     "RetryPolicy",
+    "Saga",
+    "SagaContext",
     "StoreError",
     "StoreSettings",
     "TracingSettings",

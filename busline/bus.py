@@ -21,7 +21,7 @@ from busline.clock import Clock, SystemClock
 from busline.consumer import Consumer
 from busline.context import HandlerServices
 from busline.declarations import HandlerDeclarations
-from busline.errors import BusNotRunningError
+from busline.errors import BusNotRunningError, RegistrationError
 from busline.lifecycle import Lifecycle
 from busline.messages import Message, MessageKind
 from busline.middleware import Middleware, OptionCheck, compose_consume, overrides
@@ -30,6 +30,8 @@ from busline.outgoing import MessageFactory
 from busline.publishing import Publisher
 from busline.registry import HandlerSpec, Registry, handler_call
 from busline.retries import RetryMiddleware, RetryPolicy
+from busline.saga import Saga
+from busline.saga_step import SagaRunner
 from busline.sending import SendAfterSuccess
 from busline.storage import StoreRuntime
 from busline.stores import NoStoreError, StoreSettings
@@ -162,6 +164,8 @@ class Bus(HandlerDeclarations):
         #: The bus's tracing and metrics once started, ``None`` when tracing is off.
         self.telemetry: Telemetry | None = None
         self._consumers: list[Consumer] = []
+        #: The sagas this service runs (:meth:`add_saga`).
+        self.sagas: list[Saga] = []
 
     @property
     def state(self) -> str:
@@ -215,6 +219,7 @@ class Bus(HandlerDeclarations):
             SendAfterSuccess(self._publisher, self.storage, self.retry),
             RetryMiddleware(self.retry),
         ]
+        inner.extend(spec.stages)
         if self.storage is not None:
             inner.append(StoreMiddleware(self.storage))
         chain = compose_consume([*inner, *self.middleware], handler_call(spec))
@@ -360,6 +365,26 @@ class Bus(HandlerDeclarations):
                 f"store='sqlite:///app.db' or 'postgresql://...')"
             )
         return open_transaction(self._factory, self.storage)
+
+    def add_saga(self, saga: Saga) -> None:
+        """Run ``saga`` in this service: its steps consume the messages it starts on and
+        handles (a command it handles is owned by it, like a command handler's). A saga keeps
+        its instances in the bus's store, so the bus needs ``store=``."""
+        if self.storage is None:
+            raise NoStoreError(
+                f"saga {saga.name!r} keeps its instances in a store: Bus({self.service!r}, ..., "
+                f"store='sqlite:///app.db' or 'postgresql://...')"
+            )
+        if self.state != "new":
+            raise RegistrationError("add sagas before the bus starts")
+        if any(existing.name == saga.name for existing in self.sagas):
+            raise RegistrationError(f"saga {saga.name!r} is already added to this bus")
+        if not saga.handlers:
+            raise RegistrationError(f"saga {saga.name!r} handles nothing: declare its steps first")
+        runner = SagaRunner(saga, self._factory, self.clock, self.storage.settings)
+        for spec in runner.specs(self.service):
+            self.registry.add(spec)
+        self.sagas.append(saga)
 
     @property
     def messages(self) -> MessageFactory:

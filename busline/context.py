@@ -19,6 +19,8 @@ if TYPE_CHECKING:
 
 #: The ``ctx.items`` key under which the store middleware puts the open transaction's connection.
 DB_ITEM = "busline.db"
+#: The ``ctx.items`` key under which the store middleware puts the open store transaction.
+STORE_TX_ITEM = "busline.store-transaction"
 
 
 class HandlerServices:

@@ -29,6 +29,9 @@ class HandlerSpec:
     wants_context: bool
     #: Per-handler options (e.g. ``retry=``) read by middleware; kept opaque here.
     options: dict[str, Any]
+    #: Consume middleware this kind of handler needs, placed just outside the store
+    #: transaction (a saga retries its optimistic-concurrency conflicts there).
+    stages: tuple[Any, ...] = ()
 
     @property
     def wire_name(self) -> str:

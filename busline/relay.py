@@ -200,13 +200,18 @@ class Relay:
             log.warning("outbox relay is sending again (%d message(s) just sent)", sent)
 
     async def purge(self) -> int:
-        """Delete dispatched rows and inbox records past their retention; return how many."""
+        """Delete dispatched rows, inbox records and completed saga instances past their
+        retention; return how many."""
         settings = self._settings
         now = self._clock.now()
+        sagas_before = now - settings.saga_retention if settings.keeps_completed_sagas else None
         removed = 0
         while True:
             batch = await self._store.purge(
-                now - settings.outbox_retention, now - settings.inbox_retention, PURGE_BATCH
+                now - settings.outbox_retention,
+                now - settings.inbox_retention,
+                PURGE_BATCH,
+                sagas_before=sagas_before,
             )
             removed += batch
             if batch == 0:
@@ -253,7 +258,7 @@ class Relay:
             try:
                 await self.purge()
                 if self.report_backlog is not None:
-                    self.report_backlog((await self._store.stats()).pending)
+                    self.report_backlog((await self._store.stats(self._clock.now())).pending)
             except Exception:
                 log.warning("outbox cleanup failed; retrying later", exc_info=True)
             with contextlib.suppress(TimeoutError):

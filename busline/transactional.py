@@ -10,7 +10,7 @@ everything back, so nothing of it is stored and nothing leaves.
 
 from __future__ import annotations
 
-from busline.context import DB_ITEM, Context
+from busline.context import DB_ITEM, STORE_TX_ITEM, Context
 from busline.inbox import first_time
 from busline.middleware import ConsumeNext, Middleware
 from busline.storage import StoreRuntime
@@ -31,10 +31,12 @@ class StoreMiddleware(Middleware):
             if not await first_time(work.tx, ctx, storage.clock.now()):
                 return
             ctx.items[DB_ITEM] = work.tx.connection
+            ctx.items[STORE_TX_ITEM] = work.tx
             try:
                 await call_next(ctx)
             finally:
                 # The connection goes back to its pool when the transaction ends.
                 ctx.items.pop(DB_ITEM, None)
+                ctx.items.pop(STORE_TX_ITEM, None)
         if work.written:
             ctx.committed = work.tx_id
