@@ -22,6 +22,7 @@ from busline.cli.common import FAILURE, USAGE, complain
 COMMANDS: dict[str, str] = {
     "errors": "busline.cli.errors",
     "outbox": "busline.cli.outbox",
+    "sagas": "busline.cli.sagas",
 }
 
 
