@@ -6,148 +6,53 @@ bound queue; round-robin among competing consumers; prefetch; unacknowledged del
 (marked redelivered) when their consumer goes away; an error queue; delayed redelivery driven by
 the bus's clock. Buses in one process that use the same URL share one broker, so several services
 can talk to each other in one process: ``memory://`` is one broker, ``memory://shop`` another.
+
+The broker and its queues are in :mod:`.memory_broker`; knowing when one is quiet, for
+:func:`busline.testing.join`, in :mod:`.memory_quiet`.
 """
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import urlsplit
 
 from busline.envelope import Envelope
 from busline.transport import ConsumerSpec, DeliveryCallback, TransportSettings
 
+from .memory_broker import (
+    MemoryBroker,
+    MemoryQueue,
+    broker_for,
+    brokers,
+    find_broker,
+    open_broker,
+    release_broker,
+)
+from .memory_quiet import Quiescence
+
+__all__ = [
+    "SYSTEM",
+    "MemoryBroker",
+    "MemoryConsumer",
+    "MemoryDelivery",
+    "MemoryQueue",
+    "MemoryTransport",
+    "broker_for",
+    "brokers",
+    "find_broker",
+    "open_broker",
+    "quiescence",
+    "release_broker",
+]
+
 SYSTEM = "busline-memory"
 
 
-class MemoryQueue:
-    """A queue: ready messages, competing consumers, unacknowledged deliveries."""
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-        self.ready: deque[tuple[Envelope, bool]] = deque()
-        self.consumers: list[MemoryConsumer] = []
-        self._next_consumer = 0
-
-    def __len__(self) -> int:
-        return len(self.ready)
-
-    def put(self, envelope: Envelope, redelivered: bool = False) -> None:
-        """Enqueue a message and hand it out if a consumer has room."""
-        self.ready.append((envelope, redelivered))
-        self.pump()
-
-    def pump(self) -> None:
-        """Deliver ready messages to consumers with room, round-robin."""
-        consumers = self.consumers
-        ready = self.ready
-        if len(consumers) == 1:  # the common case, without the round-robin bookkeeping
-            only = consumers[0]
-            while ready and only.has_room():
-                envelope, redelivered = ready.popleft()
-                only.deliver(envelope, redelivered)
-            return
-        while ready and consumers:
-            count = len(consumers)
-            for offset in range(count):
-                consumer = consumers[(self._next_consumer + offset) % count]
-                if consumer.has_room():
-                    self._next_consumer = (self._next_consumer + offset + 1) % count
-                    envelope, redelivered = ready.popleft()
-                    consumer.deliver(envelope, redelivered)
-                    break
-            else:
-                return
-
-    def drain(self) -> list[Envelope]:
-        """Remove and return every ready message (for inspection in tests and tools)."""
-        messages = [envelope for envelope, _ in self.ready]
-        self.ready.clear()
-        return messages
-
-
-class MemoryBroker:
-    """Queues and fanout exchanges shared by every transport opened with the same URL."""
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-        self.queues: dict[str, MemoryQueue] = {}
-        self.exchanges: dict[str, set[str]] = {}
-        #: Open transports and error-queue admins on this broker (see :func:`open_broker`).
-        self.users = 0
-        #: Messages deferred on the clock, to be put back on their queues when it fires.
-        self.delayed = 0
-
-    def holds_messages(self) -> bool:
-        """Whether any message is ready, delivered but unsettled, or waiting out a delay."""
-        if self.delayed:
-            return True
-        return any(
-            queue.ready or any(consumer.unacked for consumer in queue.consumers)
-            for queue in self.queues.values()
-        )
-
-    def queue(self, name: str) -> MemoryQueue:
-        """Declare (idempotently) and return a queue."""
-        queue = self.queues.get(name)
-        if queue is None:
-            queue = self.queues[name] = MemoryQueue(name)
-        return queue
-
-    def bind(self, exchange: str, queue: str) -> None:
-        """Bind ``queue`` to the fanout ``exchange``, declaring both."""
-        self.queue(queue)
-        self.exchanges.setdefault(exchange, set()).add(queue)
-
-    def publish(self, exchange: str, envelope: Envelope) -> None:
-        """Copy an event into every queue bound to its exchange (none bound: it is dropped,
-        as RabbitMQ drops an unroutable event: nobody cared)."""
-        for queue_name in self.exchanges.get(exchange, ()):
-            self.queues[queue_name].put(envelope.copy())
-
-
-#: The process's brokers by name. A broker lives while a transport or error-queue admin uses
-#: it or it holds messages (see :func:`release_broker`), so fresh test URLs do not pile up.
-_brokers: dict[str, MemoryBroker] = {}
-
-
-def broker_for(url: str) -> MemoryBroker:
-    """Return the process-wide broker of a ``memory://[name]`` URL (created if needed).
-
-    This only looks the broker up, for inspection; users that send or consume go through
-    :func:`open_broker` and :func:`release_broker`, which decide how long it lives.
-    """
-    parts = urlsplit(url)
-    name = (parts.netloc + parts.path).strip("/")
-    broker = _brokers.get(name)
-    if broker is None:
-        broker = _brokers[name] = MemoryBroker(name)
-    return broker
-
-
-def open_broker(url: str) -> MemoryBroker:
-    """Return the broker of ``url`` and count one more user of it."""
-    broker = broker_for(url)
-    broker.users += 1
-    return broker
-
-
-def release_broker(broker: MemoryBroker) -> None:
-    """Count one user fewer; drop the broker once unused and empty.
-
-    An unused broker that still holds messages stays, as a RabbitMQ node keeps its queues: a
-    command sent before its handler's service starts waits for it, and parked messages wait
-    for ``busline errors``.
-    """
-    broker.users = max(broker.users - 1, 0)
-    if broker.users == 0 and not broker.holds_messages() and _brokers.get(broker.name) is broker:
-        del _brokers[broker.name]
-
-
-def brokers() -> dict[str, MemoryBroker]:
-    """A snapshot of the process's brokers by name (for tests and tools)."""
-    return dict(_brokers)
+def quiescence(url: str) -> Quiescence | None:
+    """What tells when the broker of ``url`` is quiet, ``None`` if there is no such broker (so
+    it holds nothing). Used by :func:`busline.testing.join`."""
+    broker = find_broker(url)
+    return None if broker is None else broker.quiet
 
 
 class MemoryDelivery:
@@ -201,7 +106,10 @@ class MemoryDelivery:
         """Return the message to its queue unprocessed (its consumer went away)."""
         if not self._settled:
             self._settled = True
-            self._consumer.queue.put(self.envelope, redelivered=True)
+            queue = self._consumer.queue
+            # Counted as ready before it stops counting as unsettled, so it is never out of sight.
+            queue.put(self.envelope, redelivered=True)
+            queue.unsettled -= 1
 
 
 class MemoryConsumer:
@@ -229,19 +137,29 @@ class MemoryConsumer:
         """Hand one message to the dispatcher."""
         delivery = MemoryDelivery(self, envelope, redelivered)
         self.unacked.add(delivery)
+        self.queue.unsettled += 1
         self._on_delivery(delivery)
 
     def settled(self, delivery: MemoryDelivery) -> None:
-        """A delivery was settled: free its prefetch slot."""
+        """A delivery was settled: free its prefetch slot, and tell :func:`join` waiters.
+
+        Whatever the handler sent is already on its queue (busline settles last), so the broker
+        can only look quiet here if the work this delivery caused is done too.
+        """
         self.unacked.discard(delivery)
+        queue = self.queue
+        queue.unsettled -= 1
         if self.active:
-            self.queue.pump()
+            queue.pump()
+        queue.quiet.changed()
 
     async def cancel(self) -> None:
         """Stop receiving new messages (those already delivered can still be settled)."""
         if self.active:
             self.active = False
             self.queue.consumers.remove(self)
+            # Its queue's ready messages may now have no consumer: they no longer count.
+            self.queue.quiet.changed()
 
     def close(self) -> None:
         """Give every unsettled delivery back to the queue, marked redelivered."""
@@ -251,6 +169,7 @@ class MemoryConsumer:
         for delivery in list(self.unacked):
             delivery.release()
         self.unacked.clear()
+        self.queue.quiet.changed()
 
 
 class MemoryTransport:

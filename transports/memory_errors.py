@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from busline.envelope import Envelope
 from busline.errorqueue import ParkedMessage, replay_headers, select
 
-from .memory import MemoryBroker, open_broker, release_broker
+from .memory_broker import MemoryBroker, open_broker, release_broker
 
 
 class MemoryErrorQueue:
@@ -44,6 +44,8 @@ class MemoryErrorQueue:
             else:
                 keep.append((envelope, redelivered))
         self._queue.ready = keep
+        # Messages left the error queue: if a bus consumes it, join() may be waiting on them.
+        self._queue.quiet.changed()
         return replayed
 
     async def purge(self) -> int:
