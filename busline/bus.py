@@ -11,33 +11,30 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import signal
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal
 
+from busline.assembly import build_consumer, retry_window, start_telemetry, tracing_middleware
 from busline.clock import Clock, SystemClock
 from busline.consumer import Consumer
 from busline.context import HandlerServices
 from busline.declarations import HandlerDeclarations
 from busline.errors import BusNotRunningError, RegistrationError
-from busline.lifecycle import Lifecycle
+from busline.lifecycle import Lifecycle, run_until_signalled
 from busline.messages import Message, MessageKind
-from busline.middleware import Middleware, OptionCheck, compose_consume, overrides
-from busline.outcomes import NO_OBSERVERS, Outcomes
+from busline.middleware import Middleware, OptionCheck, outcomes_of, overrides
 from busline.outgoing import MessageFactory
 from busline.publishing import Publisher
-from busline.registry import HandlerSpec, Registry, handler_call
+from busline.registry import Registry
 from busline.retries import RetryMiddleware, RetryPolicy
 from busline.saga import Saga
 from busline.saga_step import SagaRunner
-from busline.sending import SendAfterSuccess
 from busline.storage import StoreRuntime
 from busline.stores import NoStoreError, StoreSettings
 from busline.tracing.settings import TRACING_HANDLER_OPTIONS, TracingSettings
 from busline.transaction import Transaction, open_transaction
-from busline.transactional import StoreMiddleware
 from busline.transport import QueueType, Transport, TransportSettings, open_transport
 from busline.urls import mask_url
 
@@ -130,7 +127,7 @@ class Bus(HandlerDeclarations):
         self.clock: Clock = clock or SystemClock()
         self.middleware: list[Middleware] = list(middleware)
         self.retry = retry or RetryPolicy()
-        self.tracing = _tracing_settings(
+        self.tracing = TracingSettings.of(
             tracing, trace_commands_as, trace_events_as, tracer_provider, meter_provider
         )
         self.settings = TransportSettings(
@@ -166,6 +163,7 @@ class Bus(HandlerDeclarations):
         self._consumers: list[Consumer] = []
         #: The sagas this service runs (:meth:`add_saga`).
         self.sagas: list[Saga] = []
+        self._saga_runners: list[SagaRunner] = []
 
     @property
     def state(self) -> str:
@@ -186,22 +184,27 @@ class Bus(HandlerDeclarations):
         try:
             await self.transport.start()
             tracing = self._start_telemetry(self.transport)
-            everything = [*tracing, *self.middleware]
-            self._factory.set_hooks(
-                [mw.on_create for mw in everything if overrides(mw, "on_create")]
-            )
-            self._publisher.connect(self.transport, everything)
+            layers = [*tracing, *self.middleware]
+            self._factory.set_hooks([mw.on_create for mw in layers if overrides(mw, "on_create")])
+            self._publisher.connect(self.transport, layers)
             if self.storage is not None:
-                await self.storage.start(self._retry_window())
-            observers = [mw.on_outcome for mw in everything if overrides(mw, "on_outcome")]
+                await self.storage.start(retry_window(self.retry, self.registry.specs))
             services = HandlerServices(
-                self.service,
-                self._factory,
-                has_store=self.storage is not None,
-                outcomes=Outcomes(observers) if observers else NO_OBSERVERS,
+                self.service, self._factory, self.storage is not None, outcomes_of(layers)
             )
             for spec in self.registry.specs:
-                consumer = self._consumer(spec, tracing, services)
+                consumer = build_consumer(
+                    spec,
+                    tracing,
+                    services,
+                    publisher=self._publisher,
+                    storage=self.storage,
+                    retry=self.retry,
+                    middleware=self.middleware,
+                    prefetch=spec.prefetch or self.prefetch,
+                    max_message_size=self.max_message_size,
+                    clock=self.clock,
+                )
                 await consumer.start(self.transport)
                 self._consumers.append(consumer)
         except BaseException:
@@ -210,38 +213,12 @@ class Bus(HandlerDeclarations):
         self._lifecycle.state = "running"
         log.info("bus %s started on %s", self.service, mask_url(self.url))
 
-    def _consumer(
-        self, spec: HandlerSpec, outer: list[Middleware], services: HandlerServices
-    ) -> Consumer:
-        """A handler's consumer; its chain, outermost first: tracing, the verdict, sending
-        after success, retries, the store transaction, the user's middleware, the handler."""
-        inner: list[Middleware] = [
-            SendAfterSuccess(self._publisher, self.storage, self.retry),
-            RetryMiddleware(self.retry),
-        ]
-        inner.extend(spec.stages)
-        if self.storage is not None:
-            inner.append(StoreMiddleware(self.storage))
-        chain = compose_consume([*inner, *self.middleware], handler_call(spec))
-        return Consumer(
-            spec,
-            outer,
-            chain,
-            services,
-            spec.prefetch or self.prefetch,
-            self.max_message_size,
-            self.clock,
-        )
-
     def _start_telemetry(self, transport: Transport) -> list[Middleware]:
         """The tracing middleware when tracing is on; nothing when off."""
-        # Imported here: the OpenTelemetry API costs import time that an untraced bus never pays.
-        from busline.tracing import Telemetry, TracingMiddleware
-
-        self.telemetry = Telemetry.create(
+        self.telemetry = start_telemetry(
             self.tracing,
             service=self.service,
-            system=transport.system,
+            transport=transport,
             url=self.url,
             error_queue=self.settings.error_queue,
             handlers=self.registry.specs,
@@ -250,12 +227,9 @@ class Bus(HandlerDeclarations):
             return []
         if self.storage is not None:
             self.storage.report_backlog = self.telemetry.set_outbox_backlog
-        return [TracingMiddleware(self.telemetry)]
-
-    def _retry_window(self) -> float:
-        """The longest time, in seconds, over which this bus may retry a message."""
-        policies = [self.retry, *(spec.options.get("retry") for spec in self.registry.specs)]
-        return max(policy.window for policy in policies if isinstance(policy, RetryPolicy))
+        for runner in self._saga_runners:
+            runner.telemetry = self.telemetry
+        return [tracing_middleware(self.telemetry)]
 
     async def stop(self) -> None:
         """Stop consuming, finish and settle in-flight messages, then disconnect."""
@@ -292,22 +266,7 @@ class Bus(HandlerDeclarations):
 
     async def run(self) -> None:
         """Start, run until SIGINT or SIGTERM (or cancellation), then shut down gracefully."""
-        loop = asyncio.get_running_loop()
-        stopping = asyncio.Event()
-        installed: list[signal.Signals] = []
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            try:
-                loop.add_signal_handler(sig, stopping.set)
-                installed.append(sig)
-            except (NotImplementedError, RuntimeError):  # not the main thread, or Windows
-                pass
-        try:
-            async with self:
-                await stopping.wait()
-                log.info("bus %s: signal received, shutting down", self.service)
-        finally:
-            for sig in installed:
-                loop.remove_signal_handler(sig)
+        await run_until_signalled(self, f"bus {self.service}")
 
     # -- sending -------------------------------------------------------------------------------
 
@@ -385,6 +344,7 @@ class Bus(HandlerDeclarations):
         for spec in runner.specs(self.service):
             self.registry.add(spec)
         self.sagas.append(saga)
+        self._saga_runners.append(runner)
 
     @property
     def messages(self) -> MessageFactory:
@@ -396,22 +356,3 @@ class Bus(HandlerDeclarations):
     def publisher(self) -> Publisher:
         """The publish chain of this bus, ending at its transport."""
         return self._publisher
-
-
-def _tracing_settings(
-    tracing: bool | TracingSettings | None,
-    commands_as: Literal["child", "link"],
-    events_as: Literal["child", "link"],
-    tracer_provider: TracerProvider | None,
-    meter_provider: MeterProvider | None,
-) -> TracingSettings:
-    """One :class:`TracingSettings` from the grouped form or the separate keywords."""
-    if isinstance(tracing, TracingSettings):
-        return tracing
-    return TracingSettings(
-        enabled=tracing,
-        commands_as=commands_as,
-        events_as=events_as,
-        tracer_provider=tracer_provider,
-        meter_provider=meter_provider,
-    )

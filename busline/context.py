@@ -12,7 +12,7 @@ from busline.envelope import Envelope
 from busline.messages import Command, Event, Message, MessageKind
 from busline.outcomes import NO_OBSERVERS, Outcome, Outcomes
 from busline.outgoing import MessageFactory, OutgoingMessage
-from busline.stores.base import NoStoreError
+from busline.stores.errors import NoStoreError
 
 if TYPE_CHECKING:
     from busline.registry import HandlerSpec
@@ -32,7 +32,6 @@ class HandlerServices:
         self,
         service: str,
         factory: MessageFactory,
-        *,
         has_store: bool = False,
         outcomes: Outcomes = NO_OBSERVERS,
     ) -> None:

@@ -19,6 +19,9 @@ HEADER_CAUSATION_ID = "busline-causation-id"
 HEADER_CONVERSATION_ID = "busline-conversation-id"
 HEADER_IDEMPOTENCY_KEY = "busline-idempotency-key"
 HEADER_ATTEMPT = "busline-attempt"
+#: How a message wants its process span related to its send (``child``/``link``), over the
+#: handler's setting: a saga's timeout asks for ``link`` (a new trace when it fires).
+HEADER_TRACE_AS = "busline-trace-as"
 
 HEADER_ERROR_REASON = "busline-error-reason"
 HEADER_ERROR_TYPE = "busline-error-type"

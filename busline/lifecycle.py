@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Literal
+import asyncio
+import logging
+import signal
+from contextlib import AbstractAsyncContextManager
+from typing import Any, Literal
 
 from busline.errors import BusNotRunningError
+
+log = logging.getLogger("busline")
 
 State = Literal["new", "starting", "running", "stopping", "stopped"]
 
@@ -28,3 +34,24 @@ class Lifecycle:
                 f"bus {self.service!r} is {self.state}: use 'async with bus:' or await "
                 f"bus.start() before sending"
             )
+
+
+async def run_until_signalled(service: AbstractAsyncContextManager[Any], name: str) -> None:
+    """Enter ``service``, wait for SIGINT or SIGTERM (or cancellation), then leave it: the
+    graceful shutdown of ``Bus.run``."""
+    loop = asyncio.get_running_loop()
+    stopping = asyncio.Event()
+    installed: list[signal.Signals] = []
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(sig, stopping.set)
+            installed.append(sig)
+        except (NotImplementedError, RuntimeError):  # not the main thread, or Windows
+            pass
+    try:
+        async with service:
+            await stopping.wait()
+            log.info("%s: signal received, shutting down", name)
+    finally:
+        for sig in installed:
+            loop.remove_signal_handler(sig)

@@ -36,9 +36,10 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from busline.outcomes import NO_OBSERVERS, Outcome, Outcomes
+
 if TYPE_CHECKING:
     from busline.context import Context
-    from busline.outcomes import Outcome
     from busline.outgoing import OutgoingMessage
 
 ConsumeNext = Callable[["Context"], Awaitable[None]]
@@ -92,6 +93,12 @@ def compose_publish(middlewares: Sequence[Middleware], terminal: PublishNext) ->
     return chain
 
 
+def outcomes_of(middlewares: Sequence[Middleware]) -> Outcomes:
+    """The fan-out of outcomes to every middleware that implements ``on_outcome``."""
+    observers = [mw.on_outcome for mw in middlewares if overrides(mw, "on_outcome")]
+    return Outcomes(observers) if observers else NO_OBSERVERS
+
+
 def _bind_consume(mw: Middleware, call_next: ConsumeNext) -> ConsumeNext:
     hook = mw.on_consume
 
@@ -117,5 +124,6 @@ __all__ = [
     "PublishNext",
     "compose_consume",
     "compose_publish",
+    "outcomes_of",
     "overrides",
 ]

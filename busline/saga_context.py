@@ -17,7 +17,7 @@ from typing import Any
 import msgspec
 
 from busline.context import Context
-from busline.envelope import Envelope
+from busline.envelope import HEADER_TRACE_AS, Envelope
 from busline.messages import Command, Event, Message, MessageKind, kind_of, wire_name
 from busline.outgoing import MessageFactory, OutgoingMessage
 
@@ -228,7 +228,8 @@ class SagaContext:
             message,
             MessageKind.COMMAND,
             self._ctx.envelope,
-            headers={HEADER_SAGA_TIMEOUT: schedule_key},
+            # A timeout fires in a new trace, linked to the step that asked for it.
+            headers={HEADER_SAGA_TIMEOUT: schedule_key, HEADER_TRACE_AS: "link"},
         )
         self.timeouts = [t for t in self.timeouts if t.schedule_key != schedule_key]
         self.timeouts.append(RequestedTimeout(schedule_key, seconds, out))

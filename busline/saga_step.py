@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from contextlib import AbstractContextManager
+from typing import Any, ClassVar, Protocol
 
 import msgspec
 
@@ -33,6 +34,30 @@ from busline.stores.sagas import SagaRecord, SagaStep
 log = logging.getLogger("busline.saga")
 
 _undo_decoder = msgspec.json.Decoder(list[RecordedUndo])
+
+
+class StepSpan(Protocol):
+    """Where a step records its outcome (the tracing span, or nowhere)."""
+
+    def outcome(self, outcome: str) -> None:
+        """Record what the step did to its instance."""
+
+
+class StepTracer(Protocol):
+    """Traces saga steps (:class:`busline.tracing.Telemetry` when tracing is on)."""
+
+    def saga_step(self, saga: str, key: str) -> AbstractContextManager[StepSpan]:
+        """A span around one step of instance ``key`` of ``saga``."""
+
+
+class _NoSpan:
+    __slots__ = ()
+
+    def outcome(self, outcome: str) -> None:
+        """Tracing is off: nothing to record."""
+
+
+_NO_SPAN = _NoSpan()
 
 
 class SagaConflict(Exception):
@@ -82,6 +107,8 @@ class SagaRunner:
         self._clock = clock
         self._keep_completed = settings.keeps_completed_sagas
         self._state_decoder = msgspec.json.Decoder(saga.state_type)
+        #: Set by the bus when tracing is on.
+        self.telemetry: StepTracer | None = None
         self._timeout_types = frozenset(
             name for name, h in saga.handlers.items() if h.kind is MessageKind.COMMAND
         )
@@ -116,19 +143,30 @@ class SagaRunner:
         return saga_step
 
     async def step(self, handler: SagaHandler, message: Message, ctx: Context) -> None:
-        """Load, run and save one step, all in the message's store transaction."""
+        """Load, run and save one step, all in the message's store transaction (inside a
+        ``saga`` span when tracing is on)."""
+        key = handler.key_of(message)
+        telemetry = self.telemetry
+        if telemetry is None:
+            await self._step(handler, message, ctx, key, _NO_SPAN)
+            return
+        with telemetry.saga_step(self.saga.name, key) as span:
+            await self._step(handler, message, ctx, key, span)
+
+    async def _step(
+        self, handler: SagaHandler, message: Message, ctx: Context, key: str, span: StepSpan
+    ) -> None:
         tx: StoreTransaction = ctx.items[STORE_TX_ITEM]
         saga = self.saga
-        key = handler.key_of(message)
         record = await tx.load_saga(saga.name, key)
         running = record is not None and record.status != "completed"
         if not running:
             if ctx.headers.get(HEADER_SAGA_TIMEOUT) is not None:
-                log.debug(
-                    "saga %s/%s: timeout %s after the end; dropped", saga.name, key, ctx.message_id
-                )
+                log.debug("saga %s/%s: a timeout after the end; dropped", saga.name, key)
+                span.outcome("dropped")
                 return
             if record is not None or not handler.starts:
+                span.outcome("not found")
                 self._not_found(key, ctx, completed=record is not None)
                 return
             state: Any = saga.new_state(key, message, handler)
@@ -138,7 +176,12 @@ class SagaRunner:
             state, compensations = self._load(record)
         step = SagaContext(ctx, self._factory, saga.name, key, compensations, self._timeout_types)
         await handler.func(message, state, step)
-        await self._save(tx, record if running else None, key, state, step)
+        try:
+            await self._save(tx, record if running else None, key, state, step)
+        except SagaConflict:
+            span.outcome("conflict")
+            raise
+        span.outcome(_outcome(record if running else None, step))
 
     def _load(self, record: SagaRecord) -> tuple[Any, list[RecordedUndo]]:
         try:

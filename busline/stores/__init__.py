@@ -9,15 +9,13 @@ from __future__ import annotations
 from busline import schemes
 from busline.stores.base import (
     Claim,
-    NestedTransactionError,
-    NoStoreError,
     OutboxRow,
     OutboxStats,
     Store,
-    StoreError,
     StoreSettings,
     StoreTransaction,
 )
+from busline.stores.errors import NestedTransactionError, NoStoreError, StoreError
 
 
 def check_store_url(url: str) -> None:

@@ -14,23 +14,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from busline.envelope import Envelope
-from busline.errors import BuslineError
 from busline.messages import MessageKind
 
 if TYPE_CHECKING:  # busline.stores.sagas imports the schema, which imports this module
     from busline.stores.sagas import SagaRecord, SagaStep, ScheduledMessage
-
-
-class StoreError(BuslineError):
-    """The store could not be opened, migrated or used as asked."""
-
-
-class NoStoreError(StoreError, RuntimeError):
-    """A store feature (``ctx.db``, ``bus.transaction()``) was used on a bus without a store."""
-
-
-class NestedTransactionError(StoreError, RuntimeError):
-    """A busline transaction was opened inside another one (write through the outer one)."""
 
 
 @dataclass(frozen=True, slots=True)

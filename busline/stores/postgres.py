@@ -20,7 +20,8 @@ from urllib.parse import urlsplit
 import asyncpg  # type: ignore[import-untyped]  # no stubs shipped
 
 from busline.stores import saga_postgres, sql
-from busline.stores.base import Claim, OutboxStats, StoreError, StoreSettings
+from busline.stores.base import Claim, OutboxStats, StoreSettings
+from busline.stores.errors import StoreError
 from busline.stores.progress import claim_outcome
 from busline.stores.rows import in_dispatch_order, row_from_record
 from busline.stores.schema import (

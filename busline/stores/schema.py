@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from busline.stores.base import StoreError
+from busline.stores.errors import StoreError
 from busline.stores.saga_schema import (
     SAGA_INDEXES,
     SAGA_STEPS_POSTGRES,

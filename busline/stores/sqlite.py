@@ -22,7 +22,8 @@ from urllib.parse import quote, urlsplit
 import aiosqlite
 
 from busline.stores import sql
-from busline.stores.base import Claim, OutboxStats, StoreError, StoreSettings
+from busline.stores.base import Claim, OutboxStats, StoreSettings
+from busline.stores.errors import StoreError
 from busline.stores.progress import claim_outcome
 from busline.stores.rows import in_dispatch_order, row_from_record
 from busline.stores.saga_sqlite import SqliteSagaStore, SqliteSagaTransaction, purge_sagas

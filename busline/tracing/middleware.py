@@ -14,6 +14,7 @@ from opentelemetry import trace
 from opentelemetry.trace import Link, SpanKind
 
 from busline.context import Context
+from busline.envelope import HEADER_TRACE_AS
 from busline.errors import FailureReason, qualified_name
 from busline.middleware import ConsumeNext, Middleware, OptionCheck, PublishNext
 from busline.outcomes import Outcome, OutcomeKind
@@ -59,7 +60,11 @@ class TracingMiddleware(Middleware):
         telemetry = self.telemetry
         info = telemetry.consumer(ctx.handler)
         envelope = ctx.envelope
-        parent, links = telemetry.consume_parent(envelope.headers, info.mode)
+        mode = info.mode
+        if HEADER_TRACE_AS in envelope.headers:
+            wanted = envelope.headers[HEADER_TRACE_AS]
+            mode = "link" if wanted in ("link", b"link") else "child"
+        parent, links = telemetry.consume_parent(envelope.headers, mode)
         attributes = {
             **info.attributes,
             sc.MESSAGING_MESSAGE_ID: envelope.message_id,

@@ -48,6 +48,9 @@ BUSLINE_RETRY_DELAY: Final = "busline.retry.delay"
 BUSLINE_RETRY_ROUND: Final = "busline.retry.round"
 BUSLINE_DEAD_LETTER_REASON: Final = "busline.dead_letter.reason"
 BUSLINE_ERROR_QUEUE: Final = "busline.error_queue"
+BUSLINE_SAGA_NAME: Final = "busline.saga.name"
+BUSLINE_SAGA_KEY: Final = "busline.saga.key"
+BUSLINE_SAGA_OUTCOME: Final = "busline.saga.outcome"
 
 # -- span events -------------------------------------------------------------------------------
 

@@ -49,6 +49,20 @@ class TracingSettings:
     tracer_provider: TracerProvider | None = None
     meter_provider: MeterProvider | None = None
 
+    @classmethod
+    def of(
+        cls,
+        tracing: bool | TracingSettings | None,
+        commands_as: TraceMode = "child",
+        events_as: TraceMode = "link",
+        tracer_provider: TracerProvider | None = None,
+        meter_provider: MeterProvider | None = None,
+    ) -> TracingSettings:
+        """One settings object from ``Bus(tracing=...)`` and the separate keywords."""
+        if isinstance(tracing, TracingSettings):
+            return tracing
+        return cls(tracing, commands_as, events_as, tracer_provider, meter_provider)
+
     def __post_init__(self) -> None:
         for mode in (self.commands_as, self.events_as):
             if mode not in TRACE_MODES:

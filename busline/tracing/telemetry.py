@@ -8,7 +8,8 @@ work is a dictionary merge and the OpenTelemetry calls themselves.
 from __future__ import annotations
 
 import importlib.metadata
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from opentelemetry import metrics, trace
@@ -246,6 +247,19 @@ class Telemetry:
         if outcome.message is None:  # never reached the middleware, which counts what it processes
             self.instruments.consumed_messages.add(1, info.metric_attributes)
 
+    # -- sagas ---------------------------------------------------------------------------------
+
+    @contextmanager
+    def saga_step(self, saga: str, key: str) -> Iterator[SagaSpan]:
+        """An INTERNAL span ``"saga {name}"`` around one saga step, in the trace of the message
+        that drove it; the step sets its outcome (``started``, ``updated``, ``completed``,
+        ``compensated``, ``not found``, ``conflict``, ``dropped``)."""
+        attributes: Attributes = {sc.BUSLINE_SAGA_NAME: saga, sc.BUSLINE_SAGA_KEY: key}
+        with self.tracer.start_as_current_span(
+            f"saga {saga}", kind=SpanKind.INTERNAL, attributes=attributes
+        ) as span:
+            yield SagaSpan(span)
+
     # -- publish side --------------------------------------------------------------------------
 
     def sent(self, info: ProducerInfo, seconds: float, error_type: str | None) -> None:
@@ -262,6 +276,19 @@ class Telemetry:
         """Report how many committed outbox messages wait to be published (the store calls it,
         e.g. after each relay pass); the ``busline.outbox.backlog`` gauge reports the latest."""
         self.instruments.backlog = count
+
+
+class SagaSpan:
+    """The span of one saga step, for the step to record its outcome."""
+
+    __slots__ = ("_span",)
+
+    def __init__(self, span: trace.Span) -> None:
+        self._span = span
+
+    def outcome(self, outcome: str) -> None:
+        """Record what the step did to its instance."""
+        self._span.set_attribute(sc.BUSLINE_SAGA_OUTCOME, outcome)
 
 
 def fail(span: trace.Span, error_type: str, description: str) -> None:
