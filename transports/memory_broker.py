@@ -7,15 +7,22 @@ broker is quiet (for :func:`busline.testing.join`) is in :mod:`.memory_quiet`.
 from __future__ import annotations
 
 from collections import deque
-from typing import TYPE_CHECKING
+from typing import Protocol
 from urllib.parse import urlsplit
 
 from busline.envelope import Envelope
 
 from .memory_quiet import Quiescence
 
-if TYPE_CHECKING:
-    from .memory import MemoryConsumer
+
+class QueueConsumer(Protocol):
+    """What a queue needs of a consumer (the transport's ``MemoryConsumer``)."""
+
+    def has_room(self) -> bool:
+        """Whether its prefetch window takes another message."""
+
+    def deliver(self, envelope: Envelope, redelivered: bool) -> None:
+        """Hand it a message."""
 
 
 class MemoryQueue:
@@ -24,7 +31,7 @@ class MemoryQueue:
     def __init__(self, name: str, quiet: Quiescence) -> None:
         self.name = name
         self.ready: deque[tuple[Envelope, bool]] = deque()
-        self.consumers: list[MemoryConsumer] = []
+        self.consumers: list[QueueConsumer] = []
         #: Deliveries from this queue not yet settled, counting those of cancelled consumers
         #: (which leave :attr:`consumers` but may still settle what they hold).
         self.unsettled = 0

@@ -15,11 +15,28 @@ clock (a test's :class:`~busline.testing.VirtualClock` fires them when the test 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
-from typing import TYPE_CHECKING
+from collections.abc import Mapping, Sized
+from typing import Protocol
 
-if TYPE_CHECKING:
-    from .memory_broker import MemoryQueue
+
+class WatchedQueue(Protocol):
+    """What the watch reads of a queue (the broker's ``MemoryQueue``)."""
+
+    @property
+    def name(self) -> str:
+        """The queue's name."""
+
+    @property
+    def unsettled(self) -> int:
+        """Deliveries handed out and not settled yet."""
+
+    @property
+    def ready(self) -> Sized:
+        """Messages waiting for a consumer."""
+
+    @property
+    def consumers(self) -> Sized:
+        """Its consumers."""
 
 
 class Quiescence:
@@ -34,7 +51,7 @@ class Quiescence:
 
     __slots__ = ("_queues", "_waiters")
 
-    def __init__(self, queues: Mapping[str, MemoryQueue]) -> None:
+    def __init__(self, queues: Mapping[str, WatchedQueue]) -> None:
         self._queues = queues
         self._waiters: list[asyncio.Future[None]] = []
 
