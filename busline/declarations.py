@@ -6,7 +6,7 @@ rules a declaration must follow (checked when it is made, not when a message arr
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar, overload
 
 from busline.errors import RegistrationError
@@ -36,7 +36,14 @@ class HandlerDeclarations:
     def command_handler(self, target: F, /) -> F: ...
     @overload
     def command_handler(
-        self, target: type[Message] | None = None, /, *, prefetch: int | None = None, **options: Any
+        self,
+        target: type[Message] | None = None,
+        /,
+        *,
+        prefetch: int | None = None,
+        sends: Sequence[type[Message]] = (),
+        publishes: Sequence[type[Message]] = (),
+        **options: Any,
     ) -> Callable[[F], F]: ...
     def command_handler(
         self,
@@ -44,14 +51,19 @@ class HandlerDeclarations:
         /,
         *,
         prefetch: int | None = None,
+        sends: Sequence[type[Message]] = (),
+        publishes: Sequence[type[Message]] = (),
         **options: Any,
     ) -> Any:
         """Declare the handler of a command type (exactly one per service).
 
         Use bare (``@bus.command_handler``, type from the first parameter's annotation) or
         with the type and options (``@bus.command_handler(PlaceOrder, prefetch=8)``).
+        ``sends=[...]`` and ``publishes=[...]`` declare the commands and events it emits: the
+        links ``busline map`` draws (an undeclared one is logged once when it happens).
         """
-        return self._declare(MessageKind.COMMAND, target, None, prefetch, options)
+        links = _links(sends, publishes)
+        return self._declare(MessageKind.COMMAND, target, None, prefetch, options, links)
 
     @overload
     def event_subscriber(self, target: F, /) -> F: ...
@@ -63,6 +75,8 @@ class HandlerDeclarations:
         *,
         name: str | None = None,
         prefetch: int | None = None,
+        sends: Sequence[type[Message]] = (),
+        publishes: Sequence[type[Message]] = (),
         **options: Any,
     ) -> Callable[[F], F]: ...
     def event_subscriber(
@@ -72,14 +86,18 @@ class HandlerDeclarations:
         *,
         name: str | None = None,
         prefetch: int | None = None,
+        sends: Sequence[type[Message]] = (),
+        publishes: Sequence[type[Message]] = (),
         **options: Any,
     ) -> Any:
         """Subscribe to an event type; each subscriber gets its own copy in its own queue.
 
         The queue is ``{service}.{name}``, where ``name`` defaults to the function's name;
-        instances of one service share (compete on) it.
+        instances of one service share (compete on) it. ``sends=``/``publishes=`` as for
+        :meth:`command_handler`.
         """
-        return self._declare(MessageKind.EVENT, target, name, prefetch, options)
+        links = _links(sends, publishes)
+        return self._declare(MessageKind.EVENT, target, name, prefetch, options, links)
 
     def _declare(
         self,
@@ -88,17 +106,18 @@ class HandlerDeclarations:
         name: str | None,
         prefetch: int | None,
         options: dict[str, Any],
+        links: Links,
     ) -> Any:
         if prefetch is not None and prefetch < 1:
             raise RegistrationError("prefetch must be at least 1")
         self._check_options(options)
         if callable(target) and kind_of(target) is None and not isinstance(target, type):
-            self._register(kind, target, None, name, prefetch, options)
+            self._register(kind, target, None, name, prefetch, options, links)
             return target
         explicit = target
 
         def decorator(func: F) -> F:
-            self._register(kind, func, explicit, name, prefetch, options)
+            self._register(kind, func, explicit, name, prefetch, options, links)
             return func
 
         return decorator
@@ -130,6 +149,7 @@ class HandlerDeclarations:
         name: str | None,
         prefetch: int | None,
         options: dict[str, Any],
+        links: Links,
     ) -> None:
         if self.state != "new":
             raise RegistrationError("declare handlers before the bus starts")
@@ -152,5 +172,23 @@ class HandlerDeclarations:
                 prefetch=prefetch,
                 wants_context=wants_context(func),  # also validates the signature
                 options=dict(options),
+                sends=links[0],
+                publishes=links[1],
             )
         )
+
+
+Links = tuple[tuple[type[Message], ...], tuple[type[Message], ...]]
+
+
+def _links(sends: Sequence[Any], publishes: Sequence[Any]) -> Links:
+    """Check declared links: ``sends`` takes commands, ``publishes`` events."""
+    for declared, kind, option in (
+        (sends, MessageKind.COMMAND, "sends"),
+        (publishes, MessageKind.EVENT, "publishes"),
+    ):
+        for message_type in declared:
+            if kind_of(message_type) is not kind:
+                shown = getattr(message_type, "__name__", repr(message_type))
+                raise RegistrationError(f"{option}= lists {kind.value}s; {shown} is not one")
+    return tuple(sends), tuple(publishes)

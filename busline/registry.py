@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import inspect
+import logging
 import typing
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from busline.errors import RegistrationError
 from busline.messages import Message, MessageKind, kind_of, wire_name
+
+log = logging.getLogger("busline.registry")
 
 HandlerFunc = Callable[..., Awaitable[None]]
 
@@ -32,6 +35,36 @@ class HandlerSpec:
     #: Consume middleware this kind of handler needs, placed just outside the store
     #: transaction (a saga retries its optimistic-concurrency conflicts there).
     stages: tuple[Any, ...] = ()
+    #: The commands it declares it sends and the events it publishes (``sends=``,
+    #: ``publishes=``): the links ``busline map`` draws.
+    sends: tuple[type[Message], ...] = ()
+    publishes: tuple[type[Message], ...] = ()
+    #: Undeclared message types already warned about (one warning per handler and type).
+    warned: set[type[Message]] = field(default_factory=set, compare=False)
+
+    def check_declared(self, message_type: type[Message], kind: MessageKind) -> None:
+        """Warn once if this handler sends (or publishes) a type it did not declare."""
+        declared = self.sends if kind is MessageKind.COMMAND else self.publishes
+        if message_type in declared or message_type in self.warned:
+            return
+        self.warned.add(message_type)
+        verb, option = (
+            ("sends", "sends")
+            if kind is MessageKind.COMMAND
+            else (
+                "publishes",
+                "publishes",
+            )
+        )
+        log.warning(
+            "%s %s %s without declaring it: add %s=[%s] to its decorator so that "
+            "'busline map' shows the link",
+            self.name,
+            verb,
+            wire_name(message_type),
+            option,
+            message_type.__name__,
+        )
 
     @property
     def wire_name(self) -> str:

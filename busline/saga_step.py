@@ -131,6 +131,8 @@ class SagaRunner:
                     wants_context=True,
                     options={},
                     stages=(conflicts,),
+                    sends=handler.sends,
+                    publishes=handler.publishes,
                 )
             )
         return specs

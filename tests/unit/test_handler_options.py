@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 
 import pytest
 
-from busline import Bus, Command, Middleware, RegistrationError, RetryPolicy
+from busline import Bus, Command, Context, Event, Middleware, RegistrationError, RetryPolicy
 from busline.middleware import OptionCheck
 
 
@@ -66,3 +66,36 @@ def test_middleware_declares_the_options_it_reads():
         Bus("other", middleware=[Priority()]).command_handler(Pay, priority="urgent")
     with pytest.raises(RegistrationError, match="priority"):
         Bus("plain").command_handler(Pay, priority="high")
+
+
+class Paid(Event, wire_name="options.Paid"):
+    amount: float
+
+
+async def test_declared_links_are_kept_and_an_undeclared_send_is_logged_once(caplog):
+    from busline.testing import join, memory_url
+
+    bus = Bus("svc", memory_url())
+
+    @bus.command_handler(Pay, publishes=[Paid])
+    async def pay(cmd: Pay, ctx: Context) -> None:
+        await ctx.publish(Paid(amount=cmd.amount))
+        if cmd.amount > 0:
+            await ctx.send(Pay(amount=0.0))
+
+    [spec] = bus.registry.specs
+    assert (spec.sends, spec.publishes) == ((), (Paid,))
+    async with bus:
+        await bus.send(Pay(amount=1.0))
+        await bus.send(Pay(amount=2.0))
+        await join(bus)
+    undeclared = [r.getMessage() for r in caplog.records if "without declaring" in r.getMessage()]
+    assert undeclared == [
+        "pay sends options.Pay without declaring it: add sends=[Pay] to its decorator so that "
+        "'busline map' shows the link"
+    ]
+
+
+def test_links_must_be_of_the_right_kind():
+    with pytest.raises(RegistrationError, match="sends= lists commands; Paid is not one"):
+        Bus("svc").command_handler(Pay, sends=[Paid])
