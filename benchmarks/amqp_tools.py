@@ -39,7 +39,7 @@ async def check_and_clean(topology: Topology, within: float = 30.0) -> dict[str,
         connection = await aiormq.connect(topology.url)
         try:
             channel = await connection.channel()
-            for name in (*topology.consumer_queues, topology.error_queue):
+            for name in (*topology.consumer_queues, *topology.extra_queues, topology.error_queue):
                 try:
                     declared = await channel.queue_declare(name, passive=True)
                 except aiormq.exceptions.ChannelNotFoundEntity:

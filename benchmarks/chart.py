@@ -20,6 +20,8 @@ COLOURS = {
     "busline-sqlite": "#9467bd",
     "busline-postgresql": "#8c564b",
     "busline-postgresql-lean": "#c49c94",
+    "busline-sqlite-saga": "#c5b0d5",
+    "busline-postgresql-saga": "#e7969c",
     "busline-untraced": "#ff7f0e",
     "busline-otel": "#e377c2",
     "busline-memory-untraced": "#98df8a",
@@ -151,9 +153,11 @@ def _memory(ax: Any, _: str, rows: dict[str, dict[str, Any]], s: dict[str, Any])
     ax.axhline(100_000, color="k", linestyle="--", linewidth=0.8)
 
 
-def _handler(ax: Any, _: str, rows: dict[str, dict[str, Any]], s: dict[str, Any]) -> None:
+def _handler(ax: Any, workload: str, rows: dict[str, dict[str, Any]], s: dict[str, Any]) -> None:
     title = f"Handler with outbox ({s.get('outbox_handler_n', 0):,}), vs no store"
-    _bars(ax, rows, "rate", title, "msg/s")
+    if workload == "saga":
+        title = f"Saga steps ({s.get('saga_n', 0):,} instances) vs handler, same store"
+    _bars(ax, rows, "rate", title, "msg/s (saga: steps/s)" if workload == "saga" else "msg/s")
 
 
 def _relay(ax: Any, _: str, rows: dict[str, dict[str, Any]], settings: dict[str, Any]) -> None:
@@ -289,6 +293,7 @@ _PANELS: dict[str, Panel] = {
     "memory": _memory,
     "outbox-relay": _relay,
     "outbox-handler": _handler,
+    "saga": _handler,
     "tracing": _tracing,
     "tracing-rabbit": _tracing,
     "rss": _rss,

@@ -39,6 +39,12 @@ SIZES: tuple[tuple[str, int, str | None, str], ...] = (
         "outbox-handler: commands whose handler writes a row and sends a command",
     ),
     (
+        "saga-n",
+        500,
+        "saga",
+        "saga: instances, each driven by a start and --saga-updates update commands",
+    ),
+    (
         "tracing-n",
         200_000,
         "tracing",
@@ -51,7 +57,15 @@ SIZES: tuple[tuple[str, int, str | None, str], ...] = (
 )
 
 #: The settings the report records (beside the sizes), so that its tables can say what ran.
-RECORDED = ("repeats", "subscribers", "rate", "duration", "outbox_tx_size", "rss_repeats")
+RECORDED = (
+    "repeats",
+    "subscribers",
+    "rate",
+    "duration",
+    "outbox_tx_size",
+    "saga_updates",
+    "rss_repeats",
+)
 RECORDED_AFTER = ("prefetch", "window", "quick")
 
 
@@ -96,6 +110,12 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=10,
         help="outbox-relay: messages per bus.transaction() when writing the backlog",
+    )
+    add(
+        "--saga-updates",
+        type=int,
+        default=3,
+        help="saga: update commands per instance after its start (not shrunk by --quick)",
     )
     add(
         "--rss-repeats",
@@ -168,8 +188,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
             parser.error(f"unknown system {name!r}; choose from {', '.join(SYSTEMS)}")
     if args.repeats < 1 or args.rss_repeats < 1:
         parser.error("repeats must be at least 1")
-    if args.outbox_tx_size < 1:
-        parser.error("--outbox-tx-size must be at least 1")
+    if args.outbox_tx_size < 1 or args.saga_updates < 1:
+        parser.error("--outbox-tx-size and --saga-updates must be at least 1")
     if args.quick:
         for name, _, _, _ in SIZES:
             attr = name.replace("-", "_")
@@ -204,6 +224,7 @@ def specs_for(args: argparse.Namespace) -> tuple[list[Slot], dict[str, RunSpec]]
         "amqp_url": args.amqp_url,
         "pg_url": args.pg_url,
         "outbox_tx_size": args.outbox_tx_size,
+        "saga_updates": args.saga_updates,
         "uvloop": args.uvloop,
         "timeout": args.run_timeout,
     }

@@ -20,6 +20,7 @@ WORKLOADS: tuple[str, ...] = (
     "memory",
     "outbox-relay",
     "outbox-handler",
+    "saga",
     "tracing",
     "tracing-rabbit",
     "rss",
@@ -59,6 +60,8 @@ class RunSpec:
     pg_url: str = DEFAULT_PG_URL
     #: ``outbox-relay``: messages per ``bus.transaction()`` when the backlog is written.
     outbox_tx_size: int = 10
+    #: ``saga``: messages after the start of each instance (``n`` is the instances).
+    saga_updates: int = 3
     uvloop: bool = False
     #: Seconds to wait for the last delivery before the run fails (a bound, not a sleep).
     timeout: float = 300.0
@@ -110,6 +113,9 @@ class Topology:
     #: Queues a run fills on purpose and nobody consumes (the sink, the relay's target): not
     #: leftovers, but deleted after the run like the others.
     scratch_queues: tuple[str, ...] = ()
+    #: Queues a run consumes besides :attr:`consumer_queues` (the saga's updates, its sink):
+    #: checked empty after the run, then deleted.
+    extra_queues: tuple[str, ...] = ()
 
     @property
     def subscriber_queues(self) -> tuple[str, ...]:
@@ -131,6 +137,7 @@ def topology_for(spec: RunSpec, url: str) -> Topology:
     """The names ``spec`` uses on the broker at ``url``."""
     service = f"bench-{spec.run_id}"
     scratch: tuple[str, ...] = ()
+    extra: tuple[str, ...] = ()
     sink = None
     if spec.workload == "outbox-handler":
         sink = f"{service}.sink"
@@ -138,6 +145,9 @@ def topology_for(spec: RunSpec, url: str) -> Topology:
     elif spec.workload == "outbox-relay":
         # One queue per phase, so each phase's count can be checked on its own.
         scratch = (f"{service}.direct", f"{service}.relay")
+    elif spec.workload == "saga":
+        # The updates' queue, and the sink its steps send to (consumed by a plain handler).
+        extra = (f"{service}.upd", f"{service}.sink")
     return Topology(
         url=url,
         kind=spec.kind,
@@ -151,4 +161,5 @@ def topology_for(spec: RunSpec, url: str) -> Topology:
         pg_url=spec.pg_url,
         sink_queue=sink,
         scratch_queues=scratch,
+        extra_queues=extra,
     )

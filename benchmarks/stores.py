@@ -86,6 +86,12 @@ class BenchStore:
             return rows[0][0] if rows else None
         return await self.conn.fetchval(sql, *params)
 
+    async def rows(self, sql: str, *params: Any) -> list[tuple[Any, ...]]:
+        """Every row of ``sql``, as tuples."""
+        if self.kind == "sqlite":
+            return [tuple(row) for row in await self.conn.execute_fetchall(sql, params)]
+        return [tuple(row) for row in await self.conn.fetch(sql, *params)]
+
     async def count(self, table: str, where: str = "TRUE") -> int:
         """``COUNT(*)`` of ``table`` as committed."""
         return int(await self.value(f"SELECT COUNT(*) FROM {table} WHERE {where}"))

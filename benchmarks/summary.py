@@ -38,6 +38,7 @@ SUMMARY_METRICS: dict[str, tuple[str, ...]] = {
         "fill_rate",
     ),
     "outbox-handler": ("rate", "elapsed_s", "cpu_us_per_msg", "send_mean_ms"),
+    "saga": ("rate", "start_rate", "update_rate", "elapsed_s", "cpu_us_per_msg", "conflicts"),
     "tracing": ("rate", "elapsed_s", "cpu_us_per_msg", "spans_per_msg", "traced"),
     "tracing-rabbit": ("rate", "elapsed_s", "cpu_us_per_msg", "spans_per_msg", "traced"),
     "rss": ("rss_start_mb", "rss_end_mb", "growth_mb", "live_blocks_growth", "rate"),
@@ -51,7 +52,8 @@ def summarise(runs: Sequence[dict[str, Any]]) -> Summary:
     every successful repeat, in run order), ``peak_rss_mb`` (median), ``ok``/``failed`` counts,
     the first ``error``, and ``vs_baseline``: the primary metric's median divided by the
     workload's baseline row's (plain aio-pika, or busline itself for the outbox and tracing
-    workloads, see :func:`benchmarks.systems.baseline_of`; ``nan`` where it did not run).
+    workloads, the plain handler on the same store for a saga row, see
+    :func:`benchmarks.systems.baseline_of`; ``nan`` where it did not run).
     """
     grouped: dict[str, dict[str, list[dict[str, Any]]]] = {}
     for run in runs:
@@ -81,8 +83,8 @@ def summarise(runs: Sequence[dict[str, Any]]) -> Summary:
                 middle = sorted(good, key=lambda run: run["metrics"]["growth_mb"])[len(good) // 2]
                 row["samples"] = middle["metrics"]["samples"]
             rows[system] = row
-        base = rows.get(baseline_of(workload), {}).get(metric, math.nan)
-        for row in rows.values():
+        for system, row in rows.items():
+            base = rows.get(baseline_of(workload, system), {}).get(metric, math.nan)
             row["vs_baseline"] = _ratio(row[metric], base)
         summary[workload] = rows
     return summary

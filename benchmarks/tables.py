@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from benchmarks.harness import TIMES
+from benchmarks.intros import HANDLER_INTRO, RELAY_INTRO, SAGA_INTRO, TRACING_INTRO
 from benchmarks.systems import BASELINE, SYSTEMS, baseline_of
 
 Row = dict[str, Any]
@@ -122,33 +123,10 @@ def _rate_columns(base: str = BASELINE) -> list[Column]:
     ]
 
 
-_RELAY_INTRO = (
-    "Each run writes a backlog the way a broker outage does: a second instance of the "
-    "service, whose publishes are all refused, commits the messages with "
-    "`bus.transaction()` ({tx} per transaction), and its relay is stopped. The measured bus's "
-    "relay is then woken and timed until no row is pending in the database; on the same bus, "
-    "the same number of `bus.send` calls (half just before the relay, half just after) with "
-    "{window} in flight is the base of the ratio (the relay's `relay_window` is set to the "
-    "same {window}). Publishing only, no consumer; each queue's depth is checked afterwards. "
-    "The ratio is taken per run, then the median."
-)
-_HANDLER_INTRO = (
-    "The handler writes one business row through `ctx.db` and sends one command with "
-    "`ctx.send`: with a store, the row, the inbox record and the outbox row commit in one "
-    "transaction, then the command is published, then the incoming one is acked. `{base}` "
-    "runs the same handler without a store (it only sends). Each run has a fresh SQLite file "
-    "or PostgreSQL schema; afterwards every handled message must have its business row and "
-    "its sent command, and no outbox row may be pending."
-)
-TRACING_INTRO = (
-    "The commands workload with `tracing=False`, with busline's default (`tracing=None`) "
-    "and no SDK configured, and with an OpenTelemetry SDK `TracerProvider` whose "
-    "`BatchSpanProcessor` (default settings) feeds an exporter that drops the spans "
-    "(`otel-metrics`: plus an SDK `MeterProvider` with a periodic reader); providers are "
-    "passed to the bus and shut down after each run. `installed`: whether busline "
-    "installed its tracing middleware (it must not without an SDK). `spans/msg`: spans "
-    "that reached the exporter per message (2 = send and process, none dropped)."
-)
+def _saga_intro(settings: Settings) -> str:
+    updates = settings.get("saga_updates")
+    steps = "?" if updates is None else 1 + int(updates)
+    return SAGA_INTRO.format(updates=updates if updates is not None else "?", steps=steps)
 
 
 def _tracing_columns(workload: str) -> list[Column]:
@@ -225,7 +203,7 @@ SECTIONS: dict[str, Section] = {
             Column("backlog written msg/s", num("fill_rate", ",.0f")),
             PEAK_RSS,
         ],
-        lambda s: [_RELAY_INTRO.format(tx=s.get("outbox_tx_size", "?"), window=s["window"])],
+        lambda s: [RELAY_INTRO.format(tx=s.get("outbox_tx_size", "?"), window=s["window"])],
     ),
     "outbox-handler": Section(
         lambda s: (
@@ -237,7 +215,26 @@ SECTIONS: dict[str, Section] = {
             *_rate_columns(baseline_of("outbox-handler")),
             PEAK_RSS,
         ],
-        lambda s: [_HANDLER_INTRO.format(base=baseline_of("outbox-handler"))],
+        lambda s: [HANDLER_INTRO.format(base=baseline_of("outbox-handler"))],
+    ),
+    "saga": Section(
+        lambda s: (
+            f"Saga steps: {s.get('saga_n', 0):,} instances {TIMES} (1 start + "
+            f"{s.get('saga_updates', '?')} updates), RabbitMQ (classic queues)"
+        ),
+        [
+            Column("store", option("store")),
+            Column("saga", lambda row: "yes" if option("saga", "")(row) == "True" else "no"),
+            Column("steps/s", num("rate", ",.0f")),
+            Column("÷ handler", num("vs_baseline", ".2f", TIMES)),
+            Column("repeats (steps/s)", repeats(",.0f")),
+            Column("CPU µs/step", num("cpu_us_per_msg", ",.0f")),
+            Column("starts/s", num("start_rate", ",.0f")),
+            Column("updates/s", num("update_rate", ",.0f")),
+            Column("conflicts", num("conflicts", ",.0f")),
+            PEAK_RSS,
+        ],
+        lambda s: [_saga_intro(s)],
     ),
     "tracing": Section(
         lambda s: (

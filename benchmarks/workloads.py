@@ -169,6 +169,14 @@ def _relay_vs_direct(
     return relay_vs_direct(spec, system, topology, probe)
 
 
+def _saga_steps(
+    spec: RunSpec, system: System, topology: Topology, probe: Probe
+) -> Awaitable[dict[str, Any]]:
+    from benchmarks.sagas import saga_steps  # imports busline: only when used, as above
+
+    return saga_steps(spec, system, topology, probe)
+
+
 WORKLOAD_FUNCTIONS: dict[str, Workload] = {
     "commands": throughput,
     "events": throughput,
@@ -177,6 +185,7 @@ WORKLOAD_FUNCTIONS: dict[str, Workload] = {
     "outbox-relay": _relay_vs_direct,
     # The commands workload; the topology's sink queue makes the handler write and send.
     "outbox-handler": throughput,
+    "saga": _saga_steps,
     # The commands workload on systems that differ only in their telemetry.
     "tracing": throughput,
     "tracing-rabbit": throughput,
@@ -192,6 +201,8 @@ PRIMARY_METRIC: dict[str, tuple[str, bool]] = {
     # Per run, on one bus: the relay's rate over direct publishing's.
     "outbox-relay": ("relay_vs_direct", True),
     "outbox-handler": ("rate", True),
+    # Steps (starts and updates) per second.
+    "saga": ("rate", True),
     "tracing": ("rate", True),
     "tracing-rabbit": ("rate", True),
     "rss": ("growth_mb", False),

@@ -41,6 +41,7 @@ TINY = {
     "memory": 100,
     "outbox-relay": 10,
     "outbox-handler": 10,
+    "saga": 6,  # instances, each a start and two updates
     "tracing": 100,
     "tracing-rabbit": 20,
     "rss": 30,
@@ -107,6 +108,7 @@ async def test_every_workload_runs_on_every_system(
         amqp_url=request.getfixturevalue("bench_amqp_url") if info.broker else "amqp://unused/",
         pg_url=_postgres_url() if info.postgres else "postgresql://unused/",
         outbox_tx_size=4,  # several transactions, the last one short
+        saga_updates=2,
         timeout=30.0,
     )
     result = await execute(spec)
@@ -119,6 +121,8 @@ async def test_every_workload_runs_on_every_system(
     assert result["peak_rss_mb"] > 0
     if workload == "outbox-relay":
         assert metrics["relay_rate"] > 0 and metrics["direct_rate"] > 0
+    if workload == "saga":  # the workload itself checked every instance and every sent command
+        assert metrics["messages"] == TINY["saga"] * 3 and metrics["update_rate"] > 0
     if workload.startswith("tracing"):
         # Tracing is installed exactly when an SDK is given, and then every message leaves a
         # send and a process span (none dropped at this size).
@@ -270,6 +274,14 @@ def test_goals_report_pass_miss_and_not_measured() -> None:
     assert vs_faststream.passed is False
     assert vs_faststream.margin_pct == pytest.approx((1.875 / 2.0 - 1) * 100)
     assert goals["memory transport, full stack"].passed is None
+
+
+def test_saga_rows_are_against_the_handler_on_the_same_store() -> None:
+    rates = {"busline-sqlite": 500.0, "busline-sqlite-saga": 250.0, "busline-postgresql": 1e3}
+    rates["busline-postgresql-saga"] = 800.0
+    rows = summarise([bench_run("saga", s, rate=r) for s, r in rates.items()])["saga"]
+
+    assert [rows[s]["vs_baseline"] for s in rates] == pytest.approx([1.0, 0.5, 1.0, 0.8])
 
 
 def test_outbox_and_tracing_goals() -> None:

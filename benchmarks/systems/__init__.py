@@ -121,6 +121,21 @@ SYSTEMS: dict[str, SystemInfo] = {
             store="postgresql",
             outbox_retention=0,
         ),
+        # -- sagas: the same stores, the handler replaced by a saga's steps --------------------
+        _busline(
+            "busline-sqlite-saga",
+            "busline-sqlite whose commands drive a saga (state in the store) instead of a handler",
+            "aiosqlite",
+            store="sqlite",
+            saga=True,
+        ),
+        _busline(
+            "busline-postgresql-saga",
+            "busline-postgresql whose commands drive a saga instead of a handler",
+            "asyncpg",
+            store="postgresql",
+            saga=True,
+        ),
         # -- tracing (issue 6): the same bus with tracing off, or with the OpenTelemetry SDK ---
         _memory("busline-memory-untraced", "busline-memory with tracing=False", telemetry="off"),
         _memory(
@@ -160,6 +175,13 @@ WORKLOAD_SYSTEMS: dict[str, tuple[str, ...]] = {
     # Each run measures the relay and, on the same bus, direct publishing (the ratio's base).
     "outbox-relay": ("busline-sqlite", "busline-postgresql", "busline-postgresql-lean"),
     "outbox-handler": ("busline", "busline-sqlite", "busline-postgresql"),
+    # Each saga row beside the plain handler on the same store (its ratio's base).
+    "saga": (
+        "busline-sqlite",
+        "busline-sqlite-saga",
+        "busline-postgresql",
+        "busline-postgresql-saga",
+    ),
     # "busline-memory" and "busline" are busline's default (tracing=None) with no SDK installed.
     "tracing": (
         "busline-memory-untraced",
@@ -180,8 +202,24 @@ WORKLOAD_BASELINES: dict[str, str] = {
 }
 
 
-def baseline_of(workload: str) -> str:
-    """The system whose primary metric is the 1.00 of ``workload``'s ratios."""
+#: Rows whose ratio is taken against a row of their own rather than the workload's baseline:
+#: each saga row against the plain handler on the same store (each handler row its own 1.00).
+ROW_BASELINES: dict[str, dict[str, str]] = {
+    "saga": {
+        "busline-sqlite": "busline-sqlite",
+        "busline-sqlite-saga": "busline-sqlite",
+        "busline-postgresql": "busline-postgresql",
+        "busline-postgresql-saga": "busline-postgresql",
+    },
+}
+
+
+def baseline_of(workload: str, system: str | None = None) -> str:
+    """The system whose primary metric is the 1.00 of ``workload``'s ratios (of ``system``'s
+    row, when given: some rows have a base of their own, see :data:`ROW_BASELINES`)."""
+    own = ROW_BASELINES.get(workload, {})
+    if system is not None and system in own:
+        return own[system]
     return WORKLOAD_BASELINES.get(workload, BASELINE)
 
 
@@ -196,6 +234,7 @@ def create(name: str) -> System:
 
 __all__ = [
     "BASELINE",
+    "ROW_BASELINES",
     "SYSTEMS",
     "WORKLOAD_BASELINES",
     "WORKLOAD_SYSTEMS",

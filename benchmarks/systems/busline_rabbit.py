@@ -3,7 +3,8 @@
 busline's durability is built in: persistent messages, ``send``/``publish`` return after the
 publisher confirm, ack after the handler, durable queues. ``queue_type="classic"`` matches the
 other systems; the ``busline-quorum`` row runs busline's quorum default. The outbox rows
-(``busline-sqlite``, ``busline-postgresql``) and the tracing rows (``busline-untraced``,
+(``busline-sqlite``, ``busline-postgresql``, and their ``-saga`` rows with ``saga=True``, see
+:mod:`benchmarks.sagas`) and the tracing rows (``busline-untraced``,
 ``busline-otel``) are this same system with ``store=`` or ``telemetry=``.
 """
 
@@ -25,6 +26,7 @@ class BuslineRabbit(BuslineSystem):
         store: StoreKind | None = None,
         telemetry: str = "auto",
         outbox_retention: float | None = None,
+        saga: bool = False,
     ) -> None:
         super().__init__(
             store=store,
@@ -32,3 +34,5 @@ class BuslineRabbit(BuslineSystem):
             outbox_retention=outbox_retention,
             queue_type=queue_type,
         )
+        #: ``saga`` workload: whether the commands drive a saga (``True``) or a plain handler.
+        self.saga = saga
