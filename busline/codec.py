@@ -39,7 +39,9 @@ def decode(body: bytes, message_type: type[M]) -> M:
     """Decode and validate ``body`` as ``message_type``.
 
     Raises :class:`BodyDecodeError` with reason ``schema-mismatch`` when the JSON is valid but
-    does not fit the type, and ``undecodable`` when it is not JSON at all.
+    does not fit the type, ``too-deep`` when it nests deeper than the decoder's recursion limit,
+    and ``undecodable`` for anything else that keeps it from decoding: whatever goes wrong, a
+    body that cannot be read is a poison message with a reason, never an internal error.
     """
     try:
         return decoder_for(message_type).decode(body)
@@ -47,3 +49,11 @@ def decode(body: bytes, message_type: type[M]) -> M:
         raise BodyDecodeError(FailureReason.SCHEMA_MISMATCH, str(exc)) from exc
     except msgspec.DecodeError as exc:
         raise BodyDecodeError(FailureReason.UNDECODABLE, str(exc)) from exc
+    except RecursionError as exc:
+        raise BodyDecodeError(
+            FailureReason.TOO_DEEP, f"the JSON nests too deeply to decode ({exc})"
+        ) from exc
+    except (ValueError, TypeError, OverflowError, MemoryError) as exc:
+        raise BodyDecodeError(
+            FailureReason.UNDECODABLE, f"{type(exc).__name__}: {exc}"[:2000]
+        ) from exc

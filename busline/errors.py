@@ -43,6 +43,8 @@ class FailureReason(enum.StrEnum):
     UNKNOWN_TYPE = "unknown-type"
     SCHEMA_MISMATCH = "schema-mismatch"
     TOO_LARGE = "too-large"
+    #: The body nests deeper than it can be decoded.
+    TOO_DEEP = "too-deep"
     #: busline itself failed around the handler (a middleware or telemetry bug).
     INTERNAL = "internal"
 

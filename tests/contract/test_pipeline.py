@@ -14,7 +14,7 @@ from busline import (
     RetryPolicy,
 )
 from busline.envelope import new_message_id
-from tests.contract.messages import PlaceOrder
+from tests.contract.messages import OrderPlaced, PlaceOrder
 from tests.support import eventually, headers_of, take_from_queue
 
 ERROR_QUEUE = "busline.error"
@@ -124,3 +124,27 @@ async def test_a_middleware_failure_parks_the_message_and_the_consumer_goes_on(m
         await eventually(lambda: handled == ["next"], what="the next order handled")
 
     assert headers_of(parked)["busline-error-type"] == "KeyError"
+
+
+async def test_a_body_nested_too_deeply_is_parked_with_its_reason(make_bus, bus_url):
+    recorder = Recorder()
+    bus = make_bus("orders", middleware=[recorder])
+    handled: list[str] = []
+
+    @bus.event_subscriber
+    async def on_placed(evt: OrderPlaced) -> None:
+        handled.append(evt.order_id)
+
+    async with bus:
+        assert bus.transport is not None
+        message_id = new_message_id()
+        deep = b'{"order_id": "o-1", "extra": ' + b"[" * 5000 + b"]" * 5000 + b"}"
+        bad = Envelope(message_id, "contract.OrderPlaced", deep, message_id, message_id)
+        await bus.transport.publish("contract.OrderPlaced", bad)
+        await bus.publish(OrderPlaced(order_id="o-2"))
+        [parked] = await take_from_queue(bus_url, ERROR_QUEUE, 1)
+        await eventually(lambda: handled == ["o-2"], what="the valid event handled")
+
+    assert headers_of(parked)["busline-error-reason"] == "too-deep"
+    [outcome] = recorder.outcomes
+    assert outcome.reason is FailureReason.TOO_DEEP
