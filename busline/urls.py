@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 from urllib.parse import urlsplit, urlunsplit
 
-
 #: ``scheme://user:password@`` anywhere in a text (a URL inside an error message, a list).
 _CREDENTIALS = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://[^:/@\s,;'\"]*):[^@\s/]*@")
 
