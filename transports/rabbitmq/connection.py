@@ -45,6 +45,13 @@ class _Connection(aiormq.Connection):
     FRAME_BUFFER_SIZE = 512
 
 
+#: ``frame_buffer_size`` of the publish and consumer channels: the incoming frames (confirms,
+#: deliveries) aiormq's reader may queue for a channel before it stops reading the socket. At
+#: its default (ten) a window of confirms or a prefetch of deliveries is read in many event-loop
+#: iterations instead of one.
+CHANNEL_FRAME_BUFFER = 512
+
+
 def _is_permanent(exc: BaseException) -> bool:
     """Errors that retrying will not fix: wrong credentials, missing vhost, bad TLS setup, a
     declaration the broker refuses (busline's own errors, e.g. a queue of another type)."""

@@ -22,6 +22,7 @@ from busline.envelope import Envelope, new_message_id
 from busline.transport import ConsumerSpec, DeliveryCallback
 
 from .acks import CHANNEL_GONE, AckTracker
+from .connection import CHANNEL_FRAME_BUFFER
 from .delivery import DeliveryChannel, RabbitMQDelivery, Republisher
 from .tasks import BackgroundTasks
 from .topology import Topology, TopologyError
@@ -128,7 +129,9 @@ class RabbitMQSubscription:
             for exchange in spec.bindings:
                 await self._topology.exchange(exchange)
                 await self._topology.binding(spec.queue, exchange)
-            channel = await connection.channel(publisher_confirms=False)
+            channel = await connection.channel(
+                publisher_confirms=False, frame_buffer_size=CHANNEL_FRAME_BUFFER
+            )
             consumer = ConsumerChannel(
                 spec.queue, channel, spec.prefetch, self._on_delivery, self._republisher
             )

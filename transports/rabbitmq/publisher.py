@@ -28,7 +28,7 @@ from pamqp.commands import Basic
 from busline.errors import PublishError, PublishTimeoutError, UnroutableError
 
 from .acks import CHANNEL_GONE
-from .connection import ConnectionManager, TransportClosedError
+from .connection import CHANNEL_FRAME_BUFFER, ConnectionManager, TransportClosedError
 from .topology import TopologyError
 
 log = logging.getLogger("busline.rabbitmq")
@@ -51,9 +51,7 @@ class Publisher:
 
     async def attach(self, connection: AbstractConnection) -> None:
         """Open the confirm channel of a new connection."""
-        self._channel = _ConfirmChannel(
-            cast(Channel, await connection.channel(publisher_confirms=True, on_return_raises=True))
-        )
+        self._channel = _ConfirmChannel(await _confirm_channel(connection))
 
     def detach(self) -> None:
         """The connection was lost: forget its channel."""
@@ -178,10 +176,7 @@ class Publisher:
                     return confirm
                 connection = await self._connections.get(deadline)
                 try:
-                    channel = cast(
-                        Channel,
-                        await connection.channel(publisher_confirms=True, on_return_raises=True),
-                    )
+                    channel = await _confirm_channel(connection)
                 except CHANNEL_GONE as exc:
                     log.debug("opening a publish channel failed: %r", exc)
                     await asyncio.sleep(0.05)
@@ -240,6 +235,13 @@ class _ConfirmChannel:
             )
         finally:
             scopes.discard(scope)
+
+
+async def _confirm_channel(connection: AbstractConnection) -> Channel:
+    channel = await connection.channel(
+        publisher_confirms=True, on_return_raises=True, frame_buffer_size=CHANNEL_FRAME_BUFFER
+    )
+    return cast(Channel, channel)
 
 
 def _close_reason(channel: Channel) -> BaseException:
