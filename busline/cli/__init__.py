@@ -17,12 +17,18 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import NoReturn, TextIO
 
 from busline.cli.common import FAILURE, USAGE, complain
+from busline.cli.targets import TargetError
 
 #: Subcommand name → the module that implements it.
 COMMANDS: dict[str, str] = {
     "errors": "busline.cli.errors",
     "outbox": "busline.cli.outbox",
     "sagas": "busline.cli.sagas",
+    "run": "busline.cli.run",
+    "topology": "busline.cli.topology",
+    "map": "busline.cli.map",
+    "lint": "busline.cli.lint",
+    "asyncapi": "busline.cli.asyncapi",
 }
 
 
@@ -56,13 +62,30 @@ def build_parser() -> Parser:
     return parser
 
 
+def parse(parser: Parser, argv: Sequence[str] | None) -> argparse.Namespace:
+    """Parse ``argv``, letting positionals follow options.
+
+    argparse fills a ``nargs="*"`` positional from its first run of values only, so in
+    ``busline map a:bus --format dot b:bus`` the ``b:bus`` is left over. Subcommands that take
+    a list of positionals name it in ``intermixed``; leftovers that are not options go there.
+    """
+    args, extras = parser.parse_known_args(argv)
+    destination = getattr(args, "intermixed", None)
+    unknown = [extra for extra in extras if extra.startswith("-") or destination is None]
+    if unknown:
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+    if destination is not None:
+        getattr(args, destination).extend(extras)
+    return args
+
+
 def main(argv: Sequence[str] | None = None, *, stdin: TextIO | None = None) -> int:
     """Run ``busline COMMAND ...``; return the exit status.
 
     ``stdin`` is where confirmations are read (default: ``sys.stdin``).
     """
     try:
-        args = build_parser().parse_args(argv)
+        args = parse(build_parser(), argv)
     except SystemExit as done:  # --help, --version and usage errors end here
         return done.code if isinstance(done.code, int) else USAGE
     args.stdin = sys.stdin if stdin is None else stdin
@@ -72,6 +95,9 @@ def main(argv: Sequence[str] | None = None, *, stdin: TextIO | None = None) -> i
         logging.getLogger().addHandler(logging.NullHandler())
     try:
         status: int = args.run(args)
+    except TargetError as exc:  # a MODULE:ATTR that names no bus: the command was misused
+        complain(f"busline {args.command}", exc)
+        return USAGE
     except KeyboardInterrupt:
         return 130
     except Exception as exc:
