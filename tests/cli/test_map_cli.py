@@ -143,3 +143,9 @@ def test_map_and_lint_of_the_sample_app(capsys):
     assert all(link["to"] is not None for link in document["links"] if link["kind"] == "command")
     status, out, err = busline(capsys, "lint", *targets, "--ignore", "unsubscribed-event")
     assert (status, out) == (0, ""), out
+
+
+def test_the_map_in_the_docs_is_the_real_output(capsys):
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "cli.md").read_text()
+    shown = docs.split("```mermaid\n", 1)[1].split("```", 1)[0]
+    assert busline(capsys, "map", *SHOP)[1] == shown
