@@ -1,1 +1,2 @@
-"""The sample order app: several services talking over one bus (see ``python -m sample_app``)."""
+"""The sample order shop: seven services, each with its own bus and store (see docs/sample-app.md
+and ``python -m sample_app --help``)."""

@@ -40,6 +40,21 @@ is_fresh() {
         2>/dev/null
 }
 
+# The sample shop's page test drives Debian's chromium through Playwright (a browser download
+# does not work everywhere, so `playwright install` is never used).  Install it like
+# services.sh installs rabbitmq-server: when missing and running as root; otherwise that test
+# skips (or fails with CI=true) and says how to get it.
+ensure_chromium() {
+    [[ -x /usr/bin/chromium ]] && return 0
+    if [[ $EUID -eq 0 ]] && command -v apt-get >/dev/null; then
+        say "installing chromium (apt-get) for the sample shop's browser test ..."
+        apt-get update -qq >/dev/null
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null ||
+            say "WARNING: apt-get install chromium failed; the browser test will skip"
+    fi
+}
+ensure_chromium
+
 # Fast path: nothing to do.  (--bench also covers dev.)
 if is_fresh "$extras" || { [[ "$extras" == dev ]] && is_fresh dev,bench; }; then
     exit 0

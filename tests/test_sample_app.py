@@ -1,34 +1,38 @@
-"""The README's main job: the sample shop ships every order, on the embedded defaults (the
-in-process transport and a SQLite store per service), and applies each order exactly once."""
+"""The README's first command: ``python -m sample_app`` runs the shop and prints its summary;
+bad arguments are one clear line. (End-to-end and browser tests: tests/sample_app/.)"""
 
 from __future__ import annotations
 
 import pytest
 
 from busline.testing import memory_url
-from sample_app.__main__ import main, run_shop
+from sample_app.cli import main
 
 
-async def test_every_order_is_shipped_once_with_its_correlation_id(tmp_path):
-    run = await run_shop(memory_url(), orders=7, data_dir=tmp_path, quiet=True)
-    assert run.shipped == {f"order-{n}": f"order-{n}" for n in range(1, 8)}
-    # order-1 was submitted twice with one idempotency key; two charges failed after writing
-    # their payment row. Every table still holds each order once.
-    assert run.place_orders_sent == 8
-    assert run.rows == {"checkouts": 7, "orders": 7, "payments": 7, "shipments": 7}
-    assert run.outbox_pending == 0
-
-
-def test_main_exits_zero_when_all_orders_ship(capsys):
-    assert main(["--orders", "3", "--quiet", "--url", memory_url()]) == 0
+def test_a_small_run_prints_the_summary_and_exits_zero(capsys):
+    assert main(["--orders", "6", "--broker", memory_url("cli"), "--decline-rate", "0.5"]) == 0
     out = capsys.readouterr().out
-    assert "3/3 orders shipped" in out
-    assert "each order exactly once: True" in out
+    assert "sample shop: summary" in out
+    for row in ("orders placed", "fulfilled", "compensations run", "retries",
+                "duplicates absorbed", "messages parked", "time taken", "orders/s"):  # fmt: skip
+        assert row in out
+    assert "shop." not in out  # no per-message lines without --verbose
 
 
-def test_main_refuses_a_data_dir_with_an_earlier_run_in_it(tmp_path, capsys):
-    (tmp_path / "orders.db").write_bytes(b"")
+@pytest.mark.parametrize(
+    ("argv", "says"),
+    [
+        (["--orders", "-1"], "--orders: -1 is negative"),
+        (["--broker", "kafka://me:secret@host/"], "unknown scheme"),
+        (["--store", "mysql://me:secret@db/shop"], "unknown scheme"),
+        (["--decline-rate", "1.5"], "not a probability"),
+        (["--slow", "nobody=1"], "SERVICE=SECONDS"),
+    ],
+)
+def test_a_bad_argument_is_one_clear_line(capsys, argv, says):
     with pytest.raises(SystemExit) as exit_:
-        main(["--orders", "1", "--data-dir", str(tmp_path), "--url", memory_url()])
+        main(argv)
     assert exit_.value.code == 2
-    assert "is not empty" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and says in err
+    assert "secret" not in err
