@@ -164,14 +164,14 @@ def hidden_process(model: LinkModel) -> Iterator[Finding]:
         if len(chain) > len(longest.get(chain[0], ())):
             longest[chain[0]] = chain
     for chain in longest.values():
-        hops = len(chain) // 2  # event, handler pairs
+        hops = len(chain[::2]) - 1  # event → handler → event: one per event after the first
         if hops >= 3:
             yield Finding(
                 "hidden-process",
                 "warning",
                 " -.-> ".join(chain),
-                f"{hops} handlers react to each other's events in a chain that no saga owns: "
-                f"a business process nobody can see, reorder or give a deadline",
+                f"{hops} event → handler → event hops in a chain that no saga owns: a business "
+                f"process nobody can see, reorder or give a deadline",
                 "give the process a home: a saga in the service that owns the outcome, "
                 "starting on the first event and commanding each step",
             )
