@@ -11,6 +11,10 @@
 #   scripts/services.sh rabbitmqctl|rabbitmq-diagnostics|rabbitmq-queues ARGS...
 #                                          run that CLI tool against our node
 #   scripts/services.sh add-vhosts|delete-vhosts NAME...  (one CLI call; guest gets all perms)
+#   scripts/services.sh start-cluster | stop-cluster | cluster-env
+#                                          a three-node RabbitMQ cluster beside the single node
+#                                          (ports 5681-5683; one node: BUSLINE_RABBIT_PORT=5682
+#                                          scripts/services.sh stop-rabbitmq|start-rabbitmq)
 #
 # Everything listens on 127.0.0.1 only and keeps its state in <repo>/.services/
 # (gitignored), so nothing here touches a system-wide RabbitMQ/PostgreSQL setup.
@@ -660,8 +664,51 @@ print_env() {
 }
 
 usage() {
-    sed -n '2,13p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+    sed -n '2,17p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
     exit 2
+}
+
+# The cluster's AMQP ports; each node is `busline<port>@localhost`, with its data beside the
+# single node's (one Erlang cookie for all, which is what lets them cluster).
+CLUSTER_PORTS=(5681 5682 5683)
+
+# Start the three nodes (each through this script, so each takes the lock and its own checks),
+# then join the second and third to the first unless they already are members.
+cluster_start() {
+    local port first="busline${CLUSTER_PORTS[0]}@localhost"
+    for port in "${CLUSTER_PORTS[@]}"; do
+        BUSLINE_RABBIT_PORT="$port" "$0" start-rabbitmq
+    done
+    for port in "${CLUSTER_PORTS[@]:1}"; do
+        local status
+        status="$(BUSLINE_RABBIT_PORT="$port" "$0" rabbitmqctl -q cluster_status --formatter json)" ||
+            die "cluster_status of busline${port}@localhost failed"
+        if grep -q "\"$first\"" <<<"$status"; then
+            continue
+        fi
+        say "joining busline${port}@localhost to $first ..."
+        BUSLINE_RABBIT_PORT="$port" "$0" rabbitmqctl -q stop_app >/dev/null
+        BUSLINE_RABBIT_PORT="$port" "$0" rabbitmqctl -q reset >/dev/null
+        BUSLINE_RABBIT_PORT="$port" "$0" rabbitmqctl -q join_cluster "$first" >/dev/null ||
+            die "busline${port}@localhost could not join $first"
+        BUSLINE_RABBIT_PORT="$port" "$0" rabbitmqctl -q start_app >/dev/null
+    done
+    say "RabbitMQ cluster of ${#CLUSTER_PORTS[@]} nodes ready: $(cluster_urls)"
+}
+
+cluster_stop() {
+    local port
+    for port in "${CLUSTER_PORTS[@]}"; do
+        BUSLINE_RABBIT_PORT="$port" "$0" stop-rabbitmq
+    done
+}
+
+cluster_urls() {
+    local port urls=""
+    for port in "${CLUSTER_PORTS[@]}"; do
+        urls+="${urls:+,}amqp://guest:guest@127.0.0.1:$port/"
+    done
+    printf '%s\n' "$urls"
 }
 
 fast_flag() {
@@ -773,6 +820,9 @@ main() {
         # directory never got created logs an ENOENT warning): the result is the last line.
         [[ "${out##*$'\n'}" == ok ]] || die "$cmd failed: $out"
         ;;
+    start-cluster) cluster_start ;;
+    stop-cluster) cluster_stop ;;
+    cluster-env) printf 'export BUSLINE_TEST_CLUSTER_URLS=%s\n' "$(cluster_urls)" ;;
     -h | --help | help) usage ;;
     *) usage ;;
     esac
