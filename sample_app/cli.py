@@ -99,11 +99,19 @@ def parser() -> Parser:
         "(a schema per service)",
     )
     add("--service", choices=SERVICES, help="run only this service, until Ctrl-C")
+    add(
+        "--elsewhere",
+        choices=SERVICES,
+        action="append",
+        default=[],
+        metavar="SERVICE",
+        help="SERVICE runs in another process (--service SERVICE, same --run-id and stores)",
+    )
     add("--run-id", default="", help="names the run's schemas (to share them with --service)")
     add("--port", type=_count, default=0, help="HTTP port of checkout (default: any free one)")
     add("--serve", action="store_true", help="keep the web page up after the run")
-    add("--decline-rate", type=_rate, default=0.0, help="share of payments declined")
-    add("--shortage-rate", type=_rate, default=0.0, help="share of reservations short")
+    add("--decline-rate", type=_rate, default=0.05, help="share of payments declined (0.05)")
+    add("--shortage-rate", type=_rate, default=0.03, help="share of reservations short (0.03)")
     add("--duplicate-rate", type=_rate, default=0.0, help="share of messages sent twice")
     add(
         "--slow",
@@ -173,7 +181,10 @@ def main(argv: list[str] | None = None) -> int:
 
             if args.service:
                 return asyncio.run(run_one(config, args.service, args.port))
-            return asyncio.run(run_all(config, args.orders, console, args.port, args.serve))
+            if "checkout" in args.elsewhere:
+                parser().error("checkout takes the orders here: it cannot run --elsewhere")
+            here = tuple(name for name in SERVICES if name not in args.elsewhere)
+            return asyncio.run(run_all(config, args.orders, console, args.port, args.serve, here))
     except KeyboardInterrupt:
         return 130
     finally:

@@ -16,6 +16,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from busline.testing import join
 from sample_app.config import ShopConfig
 from sample_app.shop import Shop
+from sample_app.storage import SERVICES
 from sample_app.summary import Effects, RunFigures, read_effects
 from sample_app.web import WebServer
 
@@ -96,10 +97,12 @@ async def run_shop(
     console: Console | None = None,
     port: int = 0,
     serve: bool = False,
+    here: tuple[str, ...] = SERVICES,
 ) -> RunResult:
-    """Run every service here, place ``orders`` orders and follow them to the end."""
+    """Run the services named ``here`` (the others run elsewhere), place ``orders`` orders and
+    follow them to the end."""
     console = console or Console(stderr=True)
-    shop = Shop(config)
+    shop = Shop(config, here)
     await shop.start()
     web = WebServer(shop.checkout, port=port)
     await web.start()
