@@ -116,6 +116,8 @@ SAMPLE_APP = [
     "sample_app.payment:bus",
     "sample_app.inventory:bus",
     "sample_app.shipping:bus",
+    "sample_app.loyalty:bus",
+    "sample_app.notification:bus",
 ]
 
 
@@ -139,7 +141,8 @@ def test_map_and_lint_of_the_sample_app(capsys):
     status, out, err = busline(capsys, "map", "--format", "json", *targets)
     assert status == 0, err
     document = json.loads(out)
-    assert any(h["role"] == "saga" for h in document["handlers"])
+    sagas = [h for h in document["handlers"] if h["role"] == "saga"]
+    assert sagas and all(saga["starts"] and saga["timeouts"] for saga in sagas)
     assert all(link["to"] is not None for link in document["links"] if link["kind"] == "command")
     status, out, err = busline(capsys, "lint", *targets, "--ignore", "unsubscribed-event")
     assert (status, out) == (0, ""), out
