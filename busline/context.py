@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from busline.envelope import Envelope
 from busline.messages import Command, Event, Message, MessageKind
-from busline.outcomes import NO_OBSERVERS, Outcome, Outcomes
+from busline.outcomes import NO_OBSERVERS, Outcome, OutcomeKind, Outcomes
 from busline.outgoing import MessageFactory, OutgoingMessage
 from busline.stores.errors import NoStoreError
 
@@ -178,6 +178,21 @@ class Context:
         )
         self.outgoing.append(out)
         return out.envelope.message_id
+
+    def report_retry(self, error: BaseException, delay: float = 0.0) -> None:
+        """Report that this attempt failed and is made again after ``delay`` seconds (an
+        :class:`~busline.outcomes.Outcome` of kind ``RETRY``), as a retrying middleware does."""
+        self.report(
+            Outcome(
+                OutcomeKind.RETRY,
+                self.handler,
+                self.envelope,
+                self.attempt,
+                error,
+                delay=delay,
+                message=self.message,
+            )
+        )
 
     def report(self, outcome: Outcome) -> None:
         """Tell middleware what became of this message (see :mod:`busline.outcomes`)."""

@@ -10,7 +10,6 @@ from typing import Any, ClassVar
 from busline.context import Context
 from busline.errors import Reject
 from busline.middleware import ConsumeNext, Middleware, OptionCheck
-from busline.outcomes import Outcome, OutcomeKind
 
 #: Header counting the delayed retries a message has had (0 when absent).
 HEADER_DELAYED_RETRIES = "busline-delayed-retries"
@@ -102,16 +101,7 @@ class RetryMiddleware(Middleware):
                     raise
                 if attempts_left > 0:
                     attempts_left -= 1
-                    ctx.report(
-                        Outcome(
-                            OutcomeKind.RETRY,
-                            ctx.handler,
-                            ctx.envelope,
-                            ctx.attempt,
-                            error,
-                            message=ctx.message,
-                        )
-                    )
+                    ctx.report_retry(error)
                     ctx.outgoing.clear()
                     ctx.items.clear()
                     ctx.committed = None

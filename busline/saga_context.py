@@ -18,7 +18,7 @@ import msgspec
 
 from busline.context import Context
 from busline.envelope import HEADER_TRACE_AS, Envelope
-from busline.messages import Command, Event, Message, MessageKind, kind_of, wire_name
+from busline.messages import Command, Message, MessageKind, kind_of, wire_name
 from busline.outgoing import MessageFactory, OutgoingMessage
 
 #: Header of a timeout message: the schedule key it was requested under.
@@ -87,8 +87,21 @@ class RequestedTimeout:
     out: OutgoingMessage
 
 
-class SagaContext:
-    """The scope of one saga step (what :class:`~busline.Context` has, and more)."""
+class SagaContext(Context):
+    """The scope of one saga step: everything :class:`~busline.Context` has (it shares the
+    message's scope: what the step sends joins the handler's outgoing messages), and the
+    instance, its timeouts, completion and compensation."""
+
+    __slots__ = (
+        "_factory",
+        "_timeout_types",
+        "compensated",
+        "compensations",
+        "completed",
+        "key",
+        "saga",
+        "timeouts",
+    )
 
     def __init__(
         self,
@@ -99,7 +112,10 @@ class SagaContext:
         compensations: list[RecordedUndo],
         timeout_types: frozenset[str],
     ) -> None:
-        self._ctx = ctx
+        # The same scope as the message's context, not a copy of it: the lists and dicts are
+        # shared, so what the step sends is written and sent with the handler's messages.
+        for name in Context.__slots__:
+            setattr(self, name, getattr(ctx, name))
         self._factory = factory
         self._timeout_types = timeout_types
         #: The saga's name.
@@ -120,61 +136,6 @@ class SagaContext:
         """The instance's id: ``{saga name}/{key}``."""
         return f"{self.saga}/{self.key}"
 
-    @property
-    def context(self) -> Context:
-        """The plain context of the message being handled."""
-        return self._ctx
-
-    @property
-    def message_id(self) -> str:
-        """The incoming message's id."""
-        return self._ctx.message_id
-
-    @property
-    def message_type(self) -> str:
-        """The incoming message's wire name."""
-        return self._ctx.message_type
-
-    @property
-    def correlation_id(self) -> str:
-        """The correlation id, inherited by everything this step sends."""
-        return self._ctx.correlation_id
-
-    @property
-    def causation_id(self) -> str | None:
-        """The id of the message that caused the incoming one."""
-        return self._ctx.causation_id
-
-    @property
-    def conversation_id(self) -> str:
-        """The id of the first message of the causal chain."""
-        return self._ctx.conversation_id
-
-    @property
-    def idempotency_key(self) -> str:
-        """The incoming message's idempotency key."""
-        return self._ctx.idempotency_key
-
-    @property
-    def headers(self) -> dict[str, Any]:
-        """The incoming message's extra headers."""
-        return self._ctx.headers
-
-    @property
-    def attempt(self) -> int:
-        """Which attempt at handling the message this is."""
-        return self._ctx.attempt
-
-    @property
-    def service(self) -> str:
-        """The service running the saga."""
-        return self._ctx.service
-
-    @property
-    def db(self) -> Any:
-        """The store transaction's connection (the step's own writes commit with the state)."""
-        return self._ctx.db
-
     async def send(
         self,
         command: Command,
@@ -185,27 +146,17 @@ class SagaContext:
     ) -> str:
         """Send a command once the step commits; ``compensate=`` records the message that
         undoes it, sent if the saga compensates later. Returns the command's message id."""
-        message_id = await self._ctx.send(command, idempotency_key=idempotency_key, headers=headers)
+        message_id = await super().send(command, idempotency_key=idempotency_key, headers=headers)
         if compensate is not None:
             self.record_compensation(compensate)
         return message_id
-
-    async def publish(
-        self,
-        event: Event,
-        *,
-        idempotency_key: str | None = None,
-        headers: Mapping[str, Any] | None = None,
-    ) -> str:
-        """Publish an event once the step commits; return its message id."""
-        return await self._ctx.publish(event, idempotency_key=idempotency_key, headers=headers)
 
     def record_compensation(self, undo: Message) -> None:
         """Record ``undo`` (a command or an event) to be sent if the saga compensates."""
         kind = kind_of(type(undo))
         if kind is None:
             raise TypeError(f"compensate= takes a Command or Event, got {type(undo).__name__}")
-        out = self._factory.create(undo, kind, self._ctx.envelope)
+        out = self._factory.create(undo, kind, self.envelope)
         self.compensations.append(RecordedUndo.of(out))
 
     async def request_timeout(
@@ -227,7 +178,7 @@ class SagaContext:
         out = self._factory.create(
             message,
             MessageKind.COMMAND,
-            self._ctx.envelope,
+            self.envelope,
             # A timeout fires in a new trace, linked to the step that asked for it.
             headers={HEADER_SAGA_TIMEOUT: schedule_key, HEADER_TRACE_AS: "link"},
         )
@@ -247,7 +198,7 @@ class SagaContext:
         sent even across a crash, and the forward path never runs again.
         """
         for undo in reversed(self.compensations):
-            self._ctx.outgoing.append(undo.outgoing())
+            self.outgoing.append(undo.outgoing())
         self.compensations.clear()
         self.compensated = reason or "compensated"
         self.completed = True

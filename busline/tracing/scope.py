@@ -9,8 +9,6 @@ from __future__ import annotations
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
-from busline.outcomes import Outcome, OutcomeKind
-
 if TYPE_CHECKING:
     from busline.context import Context
 
@@ -26,14 +24,4 @@ def record_retry(ctx: Context, error: BaseException, *, delay: float = 0.0) -> N
     kind ``RETRY`` (what busline's own retry middleware does), which tracing records as a
     ``busline.retry`` event and counts in ``busline.retries``.
     """
-    ctx.report(
-        Outcome(
-            OutcomeKind.RETRY,
-            ctx.handler,
-            ctx.envelope,
-            ctx.attempt,
-            error,
-            delay=delay,
-            message=ctx.message,
-        )
-    )
+    ctx.report_retry(error, delay)
