@@ -11,9 +11,9 @@ This module is pure: it takes the declarations of each service (anything shaped 
 drawing (:mod:`busline.linkmap`), the checks (:mod:`busline.lint`) and the AsyncAPI document
 (:mod:`busline.asyncapi`) work on buses that were never started.
 
-A saga's *timeouts* are the commands it handles and also lists in a step's ``sends=``: a timeout
-is a command the saga requests to itself (``ctx.request_timeout``), so declaring it there is how
-a map shows the saga's deadlines.
+A saga's *timeouts* are the commands its steps declare with ``timeouts=[...]`` (what they ask
+for with ``ctx.request_timeout``), and the commands it handles and also lists in a step's
+``sends=`` (a command it sends itself): that is how a map shows the saga's deadlines.
 """
 
 from __future__ import annotations
@@ -182,11 +182,13 @@ def _saga(service: str, saga: Saga, messages: dict[str, MessageInfo]) -> Handler
     consumes = set(saga.handlers)
     sends: set[str] = set()
     publishes: set[str] = set()
+    declared_timeouts: set[str] = set()
     for handler in saga.handlers.values():
         _remember(messages, [handler.message_type, *handler.sends, *handler.publishes])
         sends.update(_names(handler.sends))
         publishes.update(_names(handler.publishes))
-    timeouts = {name for name in sends if name in consumes}
+        declared_timeouts.update(_names(handler.timeouts))
+    timeouts = declared_timeouts | {name for name in sends if name in consumes}
     return Handler(
         service=service,
         name=saga.name,

@@ -22,8 +22,8 @@ is what a step sees. docs/sagas.md tells the whole story.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
 import msgspec
@@ -47,9 +47,13 @@ class SagaHandler:
     #: Whether this message may create the instance (``starts``) or only update one.
     starts: bool
     by: Correlation
-    #: Message types this step declares it sends and publishes (for ``busline map``).
+    #: Message types this step declares it sends, publishes and requests as timeouts (for
+    #: ``busline map``; an undeclared one is logged once when it happens).
     sends: tuple[type[Message], ...] = ()
     publishes: tuple[type[Message], ...] = ()
+    timeouts: tuple[type[Message], ...] = ()
+    #: Undeclared timeout types already warned about.
+    warned: set[type[Message]] = field(default_factory=set, compare=False)
 
     @property
     def kind(self) -> MessageKind:
@@ -115,31 +119,33 @@ class Saga:
         message_type: type[Message],
         *,
         by: Correlation | None = None,
-        sends: tuple[type[Message], ...] | list[type[Message]] = (),
-        publishes: tuple[type[Message], ...] | list[type[Message]] = (),
+        sends: Sequence[type[Message]] = (),
+        publishes: Sequence[type[Message]] = (),
+        timeouts: Sequence[type[Message]] = (),
     ) -> Callable[[F], F]:
-        """Handle ``message_type``, creating the instance from its key when there is none."""
-        return self._declare(message_type, True, by, sends, publishes)
+        """Handle ``message_type``, creating the instance from its key when there is none.
+        ``sends=``, ``publishes=`` and ``timeouts=`` declare what the step emits."""
+        return self._declare(message_type, True, by, (sends, publishes, timeouts))
 
     def handles(
         self,
         message_type: type[Message],
         *,
         by: Correlation | None = None,
-        sends: tuple[type[Message], ...] | list[type[Message]] = (),
-        publishes: tuple[type[Message], ...] | list[type[Message]] = (),
+        sends: Sequence[type[Message]] = (),
+        publishes: Sequence[type[Message]] = (),
+        timeouts: Sequence[type[Message]] = (),
     ) -> Callable[[F], F]:
         """Handle ``message_type`` on an existing, running instance (events, commands, and the
         saga's own timeouts)."""
-        return self._declare(message_type, False, by, sends, publishes)
+        return self._declare(message_type, False, by, (sends, publishes, timeouts))
 
     def _declare(
         self,
         message_type: type[Message],
         starts: bool,
         by: Correlation | None,
-        sends: tuple[type[Message], ...] | list[type[Message]],
-        publishes: tuple[type[Message], ...] | list[type[Message]],
+        emits: tuple[Sequence[type[Message]], ...],
     ) -> Callable[[F], F]:
         if kind_of(message_type) is None:
             raise RegistrationError(f"saga {self.name!r}: {message_type!r} is not a message type")
@@ -155,8 +161,9 @@ class Saga:
 
         def decorator(func: F) -> F:
             _check_step(self.name, func)
+            sends, publishes, timeouts = (tuple(types) for types in emits)
             self.handlers[name] = SagaHandler(
-                message_type, func, starts, correlation, tuple(sends), tuple(publishes)
+                message_type, func, starts, correlation, sends, publishes, timeouts
             )
             return func
 

@@ -9,6 +9,7 @@ messages). All of it commits together, or none of it.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
@@ -20,6 +21,9 @@ from busline.context import Context
 from busline.envelope import HEADER_TRACE_AS, Envelope
 from busline.messages import Command, Message, MessageKind, kind_of, wire_name
 from busline.outgoing import MessageFactory, OutgoingMessage
+from busline.saga import SagaHandler
+
+log = logging.getLogger("busline.saga")
 
 #: Header of a timeout message: the schedule key it was requested under.
 HEADER_SAGA_TIMEOUT = "busline-saga-timeout"
@@ -94,6 +98,7 @@ class SagaContext(Context):
 
     __slots__ = (
         "_factory",
+        "_step",
         "_timeout_types",
         "compensated",
         "compensations",
@@ -111,6 +116,7 @@ class SagaContext(Context):
         key: str,
         compensations: list[RecordedUndo],
         timeout_types: frozenset[str],
+        step: SagaHandler | None = None,
     ) -> None:
         # The same scope as the message's context, not a copy of it: the lists and dicts are
         # shared, so what the step sends is written and sent with the handler's messages.
@@ -118,6 +124,7 @@ class SagaContext(Context):
             setattr(self, name, getattr(ctx, name))
         self._factory = factory
         self._timeout_types = timeout_types
+        self._step = step
         #: The saga's name.
         self.saga = saga
         #: The instance's correlation key.
@@ -174,6 +181,7 @@ class SagaContext(Context):
                 f"saga {self.saga!r} does not handle {type(message).__name__}: a timeout is a "
                 f"command the saga handles (@saga.handles({type(message).__name__}))"
             )
+        self._check_declared_timeout(type(message))
         schedule_key = f"{self.saga}/{self.key}/{key or name}"
         out = self._factory.create(
             message,
@@ -185,6 +193,22 @@ class SagaContext(Context):
         self.timeouts = [t for t in self.timeouts if t.schedule_key != schedule_key]
         self.timeouts.append(RequestedTimeout(schedule_key, seconds, out))
         return out.envelope.message_id
+
+    def _check_declared_timeout(self, message_type: type[Message]) -> None:
+        """Log once per step and type a timeout its decorator does not declare (the map would
+        not show the saga's deadline)."""
+        step = self._step
+        if step is None or message_type in step.timeouts or message_type in step.warned:
+            return
+        step.warned.add(message_type)
+        log.warning(
+            "saga %s: step %s requests a timeout %s without declaring it: add timeouts=[%s] to "
+            "its decorator so that 'busline map' shows the deadline",
+            self.saga,
+            step.func.__name__,
+            wire_name(message_type),
+            message_type.__name__,
+        )
 
     def complete(self) -> None:
         """End the instance when this step commits (deleted, or kept for

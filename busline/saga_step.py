@@ -176,7 +176,9 @@ class SagaRunner:
         else:
             assert record is not None
             state, compensations = self._load(record)
-        step = SagaContext(ctx, self._factory, saga.name, key, compensations, self._timeout_types)
+        step = SagaContext(
+            ctx, self._factory, saga.name, key, compensations, self._timeout_types, handler
+        )
         await handler.func(message, state, step)
         try:
             await self._save(tx, record if running else None, key, state, step)

@@ -29,7 +29,7 @@ def fulfilment_saga(**options: Any) -> Saga:
     """Payment and stock, in either order, within the deadline; else undo what was done."""
     saga = Saga("sagas.fulfilment", state=Fulfilment, key="order_id", **options)
 
-    @saga.starts(OrderPlaced)
+    @saga.starts(OrderPlaced, sends=[ReserveStock, RetrievePayment], timeouts=[PaymentOverdue])
     async def placed(evt: OrderPlaced, state: Fulfilment, ctx: SagaContext) -> None:
         await ctx.send(
             ReserveStock(order_id=evt.order_id), compensate=ReleaseStock(order_id=evt.order_id)
@@ -40,21 +40,21 @@ def fulfilment_saga(**options: Any) -> Saga:
         )
         await ctx.request_timeout(DEADLINE, PaymentOverdue(order_id=evt.order_id))
 
-    @saga.handles(PaymentReceived)
+    @saga.handles(PaymentReceived, sends=[ShipOrder])
     async def paid(evt: PaymentReceived, state: Fulfilment, ctx: SagaContext) -> None:
         state.paid = True
         await ship_when_ready(state, ctx)
 
-    @saga.handles(StockReserved)
+    @saga.handles(StockReserved, sends=[ShipOrder])
     async def reserved(evt: StockReserved, state: Fulfilment, ctx: SagaContext) -> None:
         state.reserved = True
         await ship_when_ready(state, ctx)
 
-    @saga.handles(StockShort)
+    @saga.handles(StockShort, sends=[RefundPayment, ReleaseStock])
     async def short(evt: StockShort, state: Fulfilment, ctx: SagaContext) -> None:
         await ctx.compensate("stock short")
 
-    @saga.handles(PaymentOverdue)
+    @saga.handles(PaymentOverdue, sends=[RefundPayment, ReleaseStock])
     async def overdue(msg: PaymentOverdue, state: Fulfilment, ctx: SagaContext) -> None:
         await ctx.compensate("payment overdue")
 

@@ -145,3 +145,26 @@ async def test_completed_instances_can_be_kept_for_a_while():
         scenario.clock.advance(3601)
         assert await scenario.bus.storage.purge() > 0  # type: ignore[union-attr]
         assert await store.list_sagas() == []
+
+
+async def test_declared_timeouts_show_on_the_map_and_an_undeclared_one_is_logged_once(caplog):
+    from busline.links import build
+
+    saga = Saga("sagas.undeclared", state=Fulfilment, key="order_id")
+
+    @saga.starts(OrderPlaced)
+    async def placed(evt: OrderPlaced, state: Fulfilment, ctx: SagaContext) -> None:
+        await ctx.request_timeout(60, PaymentOverdue(order_id=evt.order_id))
+
+    @saga.handles(PaymentOverdue)
+    async def overdue(msg: PaymentOverdue, state: Fulfilment, ctx: SagaContext) -> None: ...
+
+    async with SagaScenario(saga) as scenario:
+        await scenario.handle(OrderPlaced(order_id="o-1"))
+        await scenario.handle(OrderPlaced(order_id="o-2"))
+    warnings = [r.getMessage() for r in caplog.records if "without declaring" in r.getMessage()]
+    assert len(warnings) == 1 and "timeouts=[PaymentOverdue]" in warnings[0]
+
+    async with SagaScenario(fulfilment_saga()) as scenario:
+        [node] = [h for h in build([scenario.bus]).handlers if h.saga]
+    assert node.timeouts == ("sagas.PaymentOverdue",)
