@@ -20,14 +20,14 @@ from busline.assembly import build_consumer, retry_window, start_telemetry, trac
 from busline.clock import Clock, SystemClock
 from busline.consumer import Consumer
 from busline.context import HandlerServices
-from busline.declarations import HandlerDeclarations
+from busline.declarations import HandlerDeclarations, check_links
 from busline.errors import BusNotRunningError, RegistrationError
 from busline.lifecycle import Lifecycle, run_until_signalled
 from busline.messages import Message, MessageKind
 from busline.middleware import Middleware, OptionCheck, outcomes_of, overrides
 from busline.outgoing import MessageFactory
 from busline.publishing import Publisher
-from busline.registry import Registry
+from busline.registry import Registry, ServiceLinks
 from busline.retries import RetryMiddleware, RetryPolicy
 from busline.saga import Saga
 from busline.saga_step import SagaRunner
@@ -86,6 +86,9 @@ class Bus(HandlerDeclarations):
             Handlers override both with ``trace_as=``.
         tracer_provider: Use this OpenTelemetry tracer provider instead of the global one.
         meter_provider: Use this OpenTelemetry meter provider instead of the global one.
+        sends: The commands this service sends outside handlers (``bus.send``,
+            ``bus.transaction()``), for ``busline map``; like a handler's ``sends=``.
+        publishes: The same for the events it publishes outside handlers.
     """
 
     def __init__(
@@ -110,6 +113,8 @@ class Bus(HandlerDeclarations):
         trace_events_as: Literal["child", "link"] = "link",
         tracer_provider: TracerProvider | None = None,
         meter_provider: MeterProvider | None = None,
+        sends: Sequence[type[Message]] = (),
+        publishes: Sequence[type[Message]] = (),
     ) -> None:
         if not service or not service.strip():
             raise ValueError("service must be a non-empty name")
@@ -139,6 +144,9 @@ class Bus(HandlerDeclarations):
             options=dict(transport_options or {}),
         )
         self.registry = Registry(service)
+        sent, published = check_links(sends, publishes)
+        #: What the service itself sends and publishes, outside its handlers (declared links).
+        self.links = ServiceLinks(service, sent, published)
         #: The per-handler options the decorators accept: busline's own and the middleware's.
         self.handler_options: dict[str, OptionCheck] = {
             **RetryMiddleware.handler_options,
@@ -282,6 +290,7 @@ class Bus(HandlerDeclarations):
         out = self._factory.create(
             command, MessageKind.COMMAND, None, correlation_id, idempotency_key, headers
         )
+        self.links.check_declared(type(command), MessageKind.COMMAND)
         direct = self._publisher.direct
         if direct is not None:
             await direct.send(out.destination, out.envelope)
@@ -301,6 +310,7 @@ class Bus(HandlerDeclarations):
         out = self._factory.create(
             event, MessageKind.EVENT, None, correlation_id, idempotency_key, headers
         )
+        self.links.check_declared(type(event), MessageKind.EVENT)
         direct = self._publisher.direct
         if direct is not None:
             await direct.publish(out.destination, out.envelope)

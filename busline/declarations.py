@@ -62,7 +62,7 @@ class HandlerDeclarations:
         ``sends=[...]`` and ``publishes=[...]`` declare the commands and events it emits: the
         links ``busline map`` draws (an undeclared one is logged once when it happens).
         """
-        links = _links(sends, publishes)
+        links = check_links(sends, publishes)
         return self._declare(MessageKind.COMMAND, target, None, prefetch, options, links)
 
     @overload
@@ -96,7 +96,7 @@ class HandlerDeclarations:
         instances of one service share (compete on) it. ``sends=``/``publishes=`` as for
         :meth:`command_handler`.
         """
-        links = _links(sends, publishes)
+        links = check_links(sends, publishes)
         return self._declare(MessageKind.EVENT, target, name, prefetch, options, links)
 
     def _declare(
@@ -181,7 +181,7 @@ class HandlerDeclarations:
 Links = tuple[tuple[type[Message], ...], tuple[type[Message], ...]]
 
 
-def _links(sends: Sequence[Any], publishes: Sequence[Any]) -> Links:
+def check_links(sends: Sequence[Any], publishes: Sequence[Any]) -> Links:
     """Check declared links: ``sends`` takes commands, ``publishes`` events."""
     for declared, kind, option in (
         (sends, MessageKind.COMMAND, "sends"),

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from busline.messages import Message, MessageKind, kind_of, wire_name
-from busline.registry import HandlerSpec
+from busline.registry import HandlerSpec, ServiceLinks
 from busline.saga import Saga
 
 
@@ -49,6 +49,10 @@ class DeclaredService(Protocol):
     @property
     def sagas(self) -> Sequence[Saga]:
         """The sagas it runs."""
+
+    @property
+    def links(self) -> ServiceLinks:
+        """What it sends and publishes outside its handlers (``Bus(sends=, publishes=)``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,6 +156,10 @@ def build(services: Iterable[DeclaredService]) -> LinkModel:
                 handlers.append(_plain(service.service, spec))
         for saga in service.sagas:
             handlers.append(_saga(service.service, saga, messages))
+        outside = service.links
+        if outside.sends or outside.publishes:
+            _remember(messages, [*outside.sends, *outside.publishes])
+            handlers.append(_outside(service.service, outside))
     handlers.sort(key=lambda h: h.node)
     return LinkModel(tuple(sorted(set(names))), dict(sorted(messages.items())), tuple(handlers))
 
@@ -164,6 +172,19 @@ def _saga_steps(sagas: Sequence[Saga]) -> set[tuple[str, str]]:
         for saga in sagas
         for message, handler in saga.handlers.items()
     }
+
+
+def _outside(service: str, links: ServiceLinks) -> Handler:
+    """The service itself as a sender: what it sends outside handlers (an HTTP endpoint's
+    ``bus.transaction()``, a script's ``bus.send``), drawn as the node ``service/bus``."""
+    return Handler(
+        service=service,
+        name="bus",
+        saga=False,
+        consumes=(),
+        sends=_names(links.sends),
+        publishes=_names(links.publishes),
+    )
 
 
 def _plain(service: str, spec: HandlerSpec) -> Handler:

@@ -44,32 +44,60 @@ class HandlerSpec:
 
     def check_declared(self, message_type: type[Message], kind: MessageKind) -> None:
         """Warn once if this handler sends (or publishes) a type it did not declare."""
-        declared = self.sends if kind is MessageKind.COMMAND else self.publishes
-        if message_type in declared or message_type in self.warned:
-            return
-        self.warned.add(message_type)
-        verb, option = (
-            ("sends", "sends")
-            if kind is MessageKind.COMMAND
-            else (
-                "publishes",
-                "publishes",
-            )
-        )
-        log.warning(
-            "%s %s %s without declaring it: add %s=[%s] to its decorator so that "
-            "'busline map' shows the link",
-            self.name,
-            verb,
-            wire_name(message_type),
-            option,
-            message_type.__name__,
-        )
+        warn_undeclared(self.name, self.sends, self.publishes, self.warned, message_type, kind)
 
     @property
     def wire_name(self) -> str:
         """The wire name of the message type this handler consumes."""
         return wire_name(self.message_type)
+
+
+@dataclass(slots=True)
+class ServiceLinks:
+    """What a service declares it sends and publishes outside its handlers (``bus.send``,
+    ``bus.transaction()``): ``Bus(..., sends=[...], publishes=[...])``."""
+
+    service: str
+    sends: tuple[type[Message], ...] = ()
+    publishes: tuple[type[Message], ...] = ()
+    warned: set[type[Message]] = field(default_factory=set)
+
+    def check_declared(self, message_type: type[Message], kind: MessageKind) -> None:
+        """Warn once if the service sends (or publishes) a type it did not declare."""
+        warn_undeclared(
+            f"service {self.service!r}",
+            self.sends,
+            self.publishes,
+            self.warned,
+            message_type,
+            kind,
+        )
+
+
+def warn_undeclared(
+    who: str,
+    sends: tuple[type[Message], ...],
+    publishes: tuple[type[Message], ...],
+    warned: set[type[Message]],
+    message_type: type[Message],
+    kind: MessageKind,
+) -> None:
+    """Log once per ``who`` and type a send or publish its declarations do not list, so that
+    ``busline map`` cannot silently drift from the code."""
+    declared = sends if kind is MessageKind.COMMAND else publishes
+    if message_type in declared or message_type in warned:
+        return
+    warned.add(message_type)
+    verb = "sends" if kind is MessageKind.COMMAND else "publishes"
+    log.warning(
+        "%s %s %s without declaring it: add %s=[%s] to its declaration so that "
+        "'busline map' shows the link",
+        who,
+        verb,
+        wire_name(message_type),
+        verb,
+        message_type.__name__,
+    )
 
 
 def message_type_of(func: HandlerFunc, expected: MessageKind) -> type[Message]:

@@ -89,9 +89,9 @@ async def test_declared_links_are_kept_and_an_undeclared_send_is_logged_once(cap
         await bus.send(Pay(amount=1.0))
         await bus.send(Pay(amount=2.0))
         await join(bus)
-    undeclared = [r.getMessage() for r in caplog.records if "without declaring" in r.getMessage()]
+    undeclared = [r.getMessage() for r in caplog.records if r.getMessage().startswith("pay ")]
     assert undeclared == [
-        "pay sends options.Pay without declaring it: add sends=[Pay] to its decorator so that "
+        "pay sends options.Pay without declaring it: add sends=[Pay] to its declaration so that "
         "'busline map' shows the link"
     ]
 
@@ -99,3 +99,29 @@ async def test_declared_links_are_kept_and_an_undeclared_send_is_logged_once(cap
 def test_links_must_be_of_the_right_kind():
     with pytest.raises(RegistrationError, match="sends= lists commands; Paid is not one"):
         Bus("svc").command_handler(Pay, sends=[Paid])
+
+
+async def test_a_service_declares_what_it_sends_outside_handlers(caplog):
+    from busline.links import build
+    from busline.testing import memory_url
+
+    bus = Bus("web", memory_url(), publishes=[Paid])
+
+    @bus.command_handler
+    async def pay(cmd: Pay) -> None: ...
+
+    async with bus:
+        await bus.publish(Paid(amount=1.0))  # declared: no warning
+        await bus.send(Pay(amount=1.0))  # not declared: one warning
+        await bus.send(Pay(amount=2.0))
+    undeclared = [r.getMessage() for r in caplog.records if "without declaring" in r.getMessage()]
+    assert undeclared == [
+        "service 'web' sends options.Pay without declaring it: add sends=[Pay] to its "
+        "declaration so that 'busline map' shows the link"
+    ]
+    links = build([bus]).links()
+    assert [(link.sender, link.message) for link in links if link.message == "options.Paid"] == [
+        ("web/bus", "options.Paid")
+    ]
+    with pytest.raises(RegistrationError, match="publishes= lists events"):
+        Bus("web", publishes=[Pay])
