@@ -333,7 +333,7 @@ class Bus(HandlerDeclarations):
                 f"bus.transaction() needs a store: Bus({self.service!r}, ..., "
                 f"store='sqlite:///app.db' or 'postgresql://...')"
             )
-        return open_transaction(self._factory, self.storage)
+        return open_transaction(self._factory, self.storage, self.links)
 
     def add_saga(self, saga: Saga) -> None:
         """Run ``saga`` in this service: its steps consume the messages it starts on and

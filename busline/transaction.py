@@ -20,6 +20,7 @@ from typing import Any
 
 from busline.messages import Command, Event, Message, MessageKind
 from busline.outgoing import MessageFactory, OutgoingMessage
+from busline.registry import ServiceLinks
 from busline.storage import StoreRuntime
 from busline.stores import StoreError
 
@@ -27,10 +28,17 @@ from busline.stores import StoreError
 class Transaction:
     """An open store transaction with an outbox, as yielded by ``bus.transaction()``."""
 
-    __slots__ = ("_db", "_factory", "_open", "_outgoing")
+    __slots__ = ("_db", "_factory", "_links", "_open", "_outgoing")
 
-    def __init__(self, factory: MessageFactory, db: Any, outgoing: list[OutgoingMessage]) -> None:
+    def __init__(
+        self,
+        factory: MessageFactory,
+        db: Any,
+        outgoing: list[OutgoingMessage],
+        links: ServiceLinks | None = None,
+    ) -> None:
         self._factory = factory
+        self._links = links
         self._db = db
         self._outgoing = outgoing
         self._open = True
@@ -74,6 +82,8 @@ class Transaction:
     ) -> str:
         self._check_open()
         out = self._factory.create(message, kind, None, correlation_id, idempotency_key, headers)
+        if self._links is not None:
+            self._links.check_declared(type(message), kind)
         self._outgoing.append(out)
         return out.envelope.message_id
 
@@ -88,13 +98,13 @@ class Transaction:
 
 @asynccontextmanager
 async def open_transaction(
-    factory: MessageFactory, storage: StoreRuntime
+    factory: MessageFactory, storage: StoreRuntime, links: ServiceLinks | None = None
 ) -> AsyncIterator[Transaction]:
     """The implementation of ``bus.transaction()``: a unit of work of the store, whose messages
     are sent once it committed."""
     outgoing: list[OutgoingMessage] = []
     async with storage.session(outgoing) as work:
-        tx = Transaction(factory, work.tx.connection, outgoing)
+        tx = Transaction(factory, work.tx.connection, outgoing, links)
         try:
             yield tx
         finally:
