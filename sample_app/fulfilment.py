@@ -58,8 +58,9 @@ def fulfilment_saga(config: ShopConfig) -> Saga:
     # services offering requests; the saga decides the order and carries the coupling.
     @saga.starts(
         OrderPlaced,
-        sends=[ReserveStock, RetrievePayment, FulfilmentOverdue],
+        sends=[ReserveStock, RetrievePayment],
         publishes=[FulfilmentProgressed],
+        timeouts=[FulfilmentOverdue],
     )
     async def placed(evt: OrderPlaced, state: Fulfilment, ctx: SagaContext) -> None:
         state.customer, state.amount = evt.customer, evt.amount
@@ -80,21 +81,21 @@ def fulfilment_saga(config: ShopConfig) -> Saga:
         )
         await ctx.request_timeout(config.deadline, FulfilmentOverdue(order_id=order))
         await ctx.publish(FulfilmentProgressed(order_id=order, step="awaiting payment and stock"))
-        await faults.work("fulfilment", ctx.context)
+        await faults.work("fulfilment", ctx)
 
     @saga.handles(PaymentRetrieved, sends=[ShipOrder], publishes=list(ENDS))
     async def paid(evt: PaymentRetrieved, state: Fulfilment, ctx: SagaContext) -> None:
         state.paid = True
         await ctx.publish(FulfilmentProgressed(order_id=state.order_id, step="paid"))
         await _ship_when_ready(state, ctx)
-        await faults.work("fulfilment", ctx.context)
+        await faults.work("fulfilment", ctx)
 
     @saga.handles(StockReserved, sends=[ShipOrder], publishes=list(ENDS))
     async def reserved(evt: StockReserved, state: Fulfilment, ctx: SagaContext) -> None:
         state.reserved = True
         await ctx.publish(FulfilmentProgressed(order_id=state.order_id, step="stock reserved"))
         await _ship_when_ready(state, ctx)
-        await faults.work("fulfilment", ctx.context)
+        await faults.work("fulfilment", ctx)
 
     @saga.handles(PaymentDeclined, sends=[RefundPayment, ReleaseStock], publishes=list(ENDS))
     async def declined(evt: PaymentDeclined, state: Fulfilment, ctx: SagaContext) -> None:
