@@ -55,7 +55,8 @@ class Checkout:
 
     def __init__(self, config: ShopConfig) -> None:
         self.config = config
-        self.bus = config.bus("checkout")
+        # Its HTTP endpoint publishes OrderPlaced in a transaction, outside any handler.
+        self.bus = config.bus("checkout", publishes=[OrderPlaced])
         #: Set whenever an order reaches a final state (the driver and the page wait on it).
         self.changed = asyncio.Event()
         self.finished = 0

@@ -48,9 +48,10 @@ class ShopConfig:
             run_id=os.environ.get("SHOP_RUN_ID", "shop"),
         )
 
-    def bus(self, service: str) -> Bus:
-        """The bus of ``service``: its own store, the shared broker, the fault middleware."""
-        options: dict[str, Any] = {}
+    def bus(self, service: str, **declared: Any) -> Bus:
+        """The bus of ``service``: its own store, the shared broker, the fault middleware;
+        ``declared`` says what it sends or publishes outside handlers (``publishes=[...]``)."""
+        options: dict[str, Any] = dict(declared)
         if self.tracer_provider is not None:
             # Events are children of their publish (not linked) so that an order, which moves
             # from service to service by events and commands alike, is one trace.
