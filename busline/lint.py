@@ -183,7 +183,7 @@ def _event_chains(model: LinkModel) -> list[list[str]]:
     subscribers = [
         h
         for h in model.handlers
-        if not h.saga and model.messages[h.consumes[0]].kind is MessageKind.EVENT
+        if not h.saga and h.consumes and model.messages[h.consumes[0]].kind is MessageKind.EVENT
     ]
     # A chain starts at an event no subscriber publishes (a command handler's, a saga's).
     inner = {event for h in subscribers for event in h.publishes}
