@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import re
 import sys
 from typing import TextIO
 
-from busline.urls import mask_url
-
-#: Anything that looks like a URL with an authority, wherever it appears in a message.
-_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"]+")
+from busline.urls import mask_text
 
 #: Exit statuses: the command was misused, or it ran and failed.
 USAGE = 2
@@ -18,7 +14,7 @@ FAILURE = 1
 
 def mask_secrets(text: str) -> str:
     """``text`` with the password of every URL in it replaced by ``***``."""
-    return _URL.sub(lambda match: mask_url(match.group(0)), text)
+    return mask_text(text)
 
 
 def complain(prog: str, message: object) -> None:
