@@ -19,7 +19,7 @@ from collections import OrderedDict
 from busline.clock import Clock, SystemClock
 from busline.context import Context
 from busline.middleware import ConsumeNext, Middleware
-from busline.stores import StoreSettings, StoreTransaction
+from busline.stores import InboxRecord, StoreSettings, StoreTransaction
 
 log = logging.getLogger("busline.inbox")
 
@@ -29,22 +29,32 @@ def consumer_of(ctx: Context) -> str:
     return ctx.handler.queue
 
 
-async def first_time(tx: StoreTransaction, ctx: Context, now: float) -> bool:
-    """Record the incoming message's key in ``tx``; ``False`` if this consumer already has it.
+def inbox_record(ctx: Context, now: float) -> InboxRecord:
+    """The inbox record of the incoming message: its consumer, key and id, and ``now``."""
+    return (consumer_of(ctx), ctx.idempotency_key, ctx.message_id, now)
 
-    On PostgreSQL, a concurrent transaction holding the same key makes this wait for its outcome,
-    so two copies handled at once still apply the effect once.
-    """
-    key = ctx.idempotency_key
-    if await tx.claim_inbox(consumer_of(ctx), key, ctx.message_id, now):
-        return True
+
+def log_duplicate(ctx: Context) -> None:
+    """Say that the incoming message is a duplicate, acknowledged without handling."""
     log.info(
         "%s: %s %s has idempotency key %r, already processed; acknowledged without handling",
         consumer_of(ctx),
         ctx.message_type,
         ctx.message_id,
-        key,
+        ctx.idempotency_key,
     )
+
+
+async def first_time(tx: StoreTransaction, ctx: Context, now: float) -> bool:
+    """Record the incoming message's key in ``tx``; ``False`` if this consumer already has it.
+
+    On PostgreSQL, a concurrent transaction holding the same key makes this wait for its outcome,
+    so two copies handled at once still apply the effect once. (The store middleware opens its
+    transaction with the record instead: :func:`inbox_record`.)
+    """
+    if await tx.claim_inbox(*inbox_record(ctx, now)):
+        return True
+    log_duplicate(ctx)
     return False
 
 

@@ -23,6 +23,7 @@ from busline.outgoing import OutgoingMessage
 from busline.publishing import Publisher
 from busline.relay import Relay, describe
 from busline.stores import (
+    InboxRecord,
     NestedTransactionError,
     OutboxRow,
     Store,
@@ -134,8 +135,13 @@ class StoreRuntime:
             log.exception("the store %s did not close cleanly", mask_url(self.url))
 
     @asynccontextmanager
-    async def session(self, outgoing: list[OutgoingMessage]) -> AsyncIterator[UnitOfWork]:
+    async def session(
+        self, outgoing: list[OutgoingMessage], inbox: InboxRecord | None = None
+    ) -> AsyncIterator[UnitOfWork]:
         """One unit of work: a store transaction into which ``outgoing`` is written at the end.
+
+        Given ``inbox``, the transaction starts by recording it; ``work.tx.first_time`` is
+        ``False`` for a duplicate (leave the block: nothing is written).
 
         The block appends to ``outgoing`` while it runs; when it ends without error, the
         messages become outbox rows and the transaction commits (``written`` tells whether
@@ -151,7 +157,7 @@ class StoreRuntime:
         marker = [True]
         token = _open_transaction.set(marker)
         try:
-            async with self.store.transaction() as tx:
+            async with self.store.transaction(inbox) as tx:
                 work = UnitOfWork(tx, outgoing)
                 yield work
                 if outgoing:
@@ -170,7 +176,8 @@ class StoreRuntime:
         outgoing = work.outgoing
         # Every message of a transaction comes from this bus: its service is their source.
         source = outgoing[0].envelope.source
-        await work.tx.add_outbox(
+        # The last write of the unit of work: the store may send it with the commit.
+        await work.tx.add_outbox_last(
             transaction_values(work.tx_id, source, len(outgoing), now, available_at),
             [
                 outbox_values(work.tx_id, i, out.kind, out.destination, out.envelope, now)

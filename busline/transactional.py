@@ -11,7 +11,7 @@ everything back, so nothing of it is stored and nothing leaves.
 from __future__ import annotations
 
 from busline.context import DB_ITEM, STORE_TX_ITEM, Context
-from busline.inbox import first_time
+from busline.inbox import inbox_record, log_duplicate
 from busline.middleware import ConsumeNext, Middleware
 from busline.storage import StoreRuntime
 
@@ -27,8 +27,10 @@ class StoreMiddleware(Middleware):
         """Open the transaction, skip a duplicate, run the handler, write its outgoing messages
         and commit; then ``ctx.committed`` names the outbox transaction to send."""
         storage = self.storage
-        async with storage.session(ctx.outgoing) as work:
-            if not await first_time(work.tx, ctx, storage.clock.now()):
+        # The transaction starts with the inbox record, in the same round trip where it can.
+        async with storage.session(ctx.outgoing, inbox_record(ctx, storage.clock.now())) as work:
+            if not work.tx.first_time:
+                log_duplicate(ctx)
                 return
             ctx.items[DB_ITEM] = work.tx.connection
             ctx.items[STORE_TX_ITEM] = work.tx

@@ -9,6 +9,7 @@ from __future__ import annotations
 from busline import schemes
 from busline.stores.base import (
     Claim,
+    InboxRecord,
     OutboxRow,
     OutboxStats,
     Store,
@@ -36,6 +37,7 @@ def open_store(url: str, settings: StoreSettings | None = None) -> Store:
 
 __all__ = [
     "Claim",
+    "InboxRecord",
     "NestedTransactionError",
     "NoStoreError",
     "OutboxRow",

@@ -43,6 +43,10 @@ class StoreSettings:
             a single connection.
         saga_retention: Seconds a completed saga instance (with its steps) is kept for
             inspection before the purge deletes it; ``0`` deletes it as soon as it completes.
+        sqlite_synchronous: SQLite's ``synchronous`` setting: ``"NORMAL"`` (a commit survives
+            a crash of the process; an OS crash or power cut may roll back the last ones) or
+            ``"FULL"`` (the log is synced at every commit: it survives a power cut too, at a
+            sync per commit). See docs/outbox.md.
     """
 
     inbox_retention: float = 7 * 24 * 3600.0
@@ -55,8 +59,11 @@ class StoreSettings:
     cleanup_interval: float = 60.0
     pool_size: int = 10
     saga_retention: float = 0.0
+    sqlite_synchronous: str = "NORMAL"
 
     def __post_init__(self) -> None:
+        if self.sqlite_synchronous not in ("NORMAL", "FULL"):
+            raise ValueError('StoreSettings.sqlite_synchronous must be "NORMAL" or "FULL"')
         for name in ("outbox_retention", "saga_retention"):
             if getattr(self, name) < 0:
                 raise ValueError(f"StoreSettings.{name} must not be negative")
@@ -129,8 +136,16 @@ class OutboxStats:
     scheduled: int = 0
 
 
+#: An inbox record: ``(consumer, idempotency key, message id, processed at)``.
+InboxRecord = tuple[str, str, str, float]
+
+
 class StoreTransaction(Protocol):
     """An open database transaction of a store."""
+
+    #: Whether the inbox record the transaction was opened with was new (``True`` when it was
+    #: opened without one); ``False``: a duplicate, leave the block without writing.
+    first_time: bool
 
     @property
     def connection(self) -> Any:
@@ -154,6 +169,13 @@ class StoreTransaction(Protocol):
         saga instance before scheduling its timeouts: a concurrent writer of the same instance
         then shows as a failed :meth:`update_saga` rather than as a unique violation here.
         """
+
+    async def add_outbox_last(
+        self, transaction: tuple[Any, ...], rows: list[tuple[Any, ...]]
+    ) -> None:
+        """As :meth:`add_outbox` without a schedule key, as the transaction's last write: the
+        store may send it with the commit (PostgreSQL does, saving a round trip), so write
+        nothing after it and expect its failure to show as the commit's."""
 
     async def load_saga(self, saga: str, key: str) -> SagaRecord | None:
         """The instance as committed (or written in this transaction), without locking it."""
@@ -190,8 +212,15 @@ class Store(Protocol):
     async def close(self) -> None:
         """Close every connection."""
 
-    def transaction(self) -> AbstractAsyncContextManager[StoreTransaction]:
-        """Open a transaction: commit when the block ends, roll back if it raises."""
+    def transaction(
+        self, inbox: InboxRecord | None = None
+    ) -> AbstractAsyncContextManager[StoreTransaction]:
+        """Open a transaction: commit when the block ends, roll back if it raises.
+
+        Given ``inbox``, the transaction starts by recording it, in the same round trip as its
+        start where the database allows (``first_time`` tells whether it was new); a
+        concurrent transaction holding the same record makes this wait for its outcome.
+        """
 
     async def note_failed_dispatch(
         self, tx_id: str, sent: int, error: str, retry_at: float

@@ -10,7 +10,6 @@ parameters of the URL other than asyncpg's own become server settings, e.g.
 from __future__ import annotations
 
 import asyncio
-import functools
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -19,14 +18,13 @@ from urllib.parse import urlsplit
 
 import asyncpg  # type: ignore[import-untyped]  # no stubs shipped
 
-from busline.stores import saga_postgres, sql
-from busline.stores.base import Claim, OutboxStats, StoreSettings
+from busline.stores import pg_session, saga_postgres, sql
+from busline.stores import postgres_sql as pg
+from busline.stores.base import Claim, InboxRecord, OutboxStats, StoreSettings
 from busline.stores.errors import StoreError
 from busline.stores.progress import claim_outcome
 from busline.stores.rows import in_dispatch_order, row_from_record
 from busline.stores.schema import (
-    OUTBOX_COLUMNS,
-    TRANSACTION_COLUMNS,
     VERSION_TABLE_POSTGRES,
     pending_migrations,
 )
@@ -35,71 +33,25 @@ from busline.urls import mask_url
 #: ``pg_advisory_xact_lock`` key serializing migrations of one database ("busline" in ASCII).
 MIGRATION_LOCK = 0x62_75_73_6C_69_6E_65
 
-_INSERT_OUTBOX = sql.numbered(sql.INSERT_OUTBOX)
-_INSERT_TRANSACTION = sql.numbered(sql.INSERT_TRANSACTION)
-_INSERT_INBOX = sql.numbered(sql.INSERT_INBOX)
-#: Due transactions, locked (skipping those other relays hold) until the claim ends, with their
-#: unsent rows, in one statement.
-_CLAIM = f"""
-WITH due AS ({sql.numbered(sql.SELECT_DUE)} FOR UPDATE SKIP LOCKED)
-SELECT {sql.ROW_COLUMNS}, due.attempts
-FROM due JOIN busline_outbox o ON o.tx_id = due.tx_id AND o.position >= due.sent"""
-_MARK_DISPATCHED = sql.numbered(sql.MARK_DISPATCHED).removesuffix("IN ") + "= ANY($2::text[])"
-_ADVANCE = sql.numbered(sql.ADVANCE)
-_NOTE_FAILURE = sql.numbered(sql.NOTE_FAILURE)
-_DELETE_ROWS_OF = sql.DELETE_ROWS_OF.removesuffix("IN ") + "= ANY($1::text[])"
-_DELETE_TRANSACTIONS = sql.DELETE_TRANSACTIONS.removesuffix("IN ") + "= ANY($1::text[])"
-_DELETE_SENT_ROWS = sql.numbered(sql.DELETE_SENT_ROWS)
-#: Transactions and their rows go together, in one statement: a concurrent purge by another
-#: instance can then never leave rows without their transaction. ``= ANY(ARRAY(...))`` looks each
-#: expired transaction up by key; ``IN (...)`` let the planner scan the whole table per batch.
-_PURGE_OUTBOX = f"""
-WITH expired AS (
-  DELETE FROM busline_outbox_transactions
-  WHERE tx_id = ANY(ARRAY({sql.numbered(sql.EXPIRED_TRANSACTIONS)})) RETURNING tx_id)
-DELETE FROM busline_outbox WHERE tx_id IN (SELECT tx_id FROM expired)"""
-_PURGE_INBOX = sql.numbered(sql.PURGE_INBOX)
-_RECORD_VERSION = sql.numbered(sql.RECORD_VERSION)
-_STATS_PENDING = sql.numbered(sql.STATS_PENDING)
-_STATS_SCHEDULED = sql.numbered(sql.STATS_SCHEDULED)
-
-
-#: Most rows inserted with their transaction in one statement; more take two round trips.
-ONE_STATEMENT_ROWS = 16
-
-
-@functools.lru_cache(maxsize=2 * ONE_STATEMENT_ROWS)
-def _insert_with_rows(rows: int, scheduled: bool = False) -> str:
-    """A transaction row and ``rows`` outbox rows in one statement: a handler's commit costs
-    one round trip for its outbox, whatever it sent (a scheduled transaction's values end with
-    its key)."""
-    first = len(TRANSACTION_COLUMNS) + 1 + scheduled
-    width = len(OUTBOX_COLUMNS)
-    groups = ", ".join(
-        "(" + ", ".join(f"${first + row * width + column}" for column in range(width)) + ")"
-        for row in range(rows)
-    )
-    insert = saga_postgres.INSERT_SCHEDULED_TRANSACTION if scheduled else _INSERT_TRANSACTION
-    return (
-        f"WITH tx AS ({insert}) "
-        f"INSERT INTO busline_outbox ({', '.join(OUTBOX_COLUMNS)}) VALUES {groups}"
-    )
-
 
 class PostgresTransaction(saga_postgres.PostgresSagaTransaction):
     """An open PostgreSQL transaction; :attr:`connection` is the ``asyncpg`` connection."""
 
-    __slots__ = ("connection",)
+    __slots__ = ("at_commit", "connection", "first_time")
 
     def __init__(self, connection: asyncpg.Connection) -> None:
         self.connection = connection
+        #: Whether the inbox record the transaction was opened with was new.
+        self.first_time = True
+        #: The outbox insert sent with the commit (see :meth:`add_outbox_last`).
+        self.at_commit = ""
 
     async def claim_inbox(self, consumer: str, key: str, message_id: str, now: float) -> bool:
         """Record ``key`` for ``consumer``; ``False`` when it was already recorded.
 
         A concurrent transaction holding the same key makes this wait for its outcome.
         """
-        status = await self.connection.execute(_INSERT_INBOX, consumer, key, message_id, now)
+        status = await self.connection.execute(pg.INSERT_INBOX, consumer, key, message_id, now)
         return sql.affected(status) == 1
 
     async def add_outbox(
@@ -114,14 +66,21 @@ class PostgresTransaction(saga_postgres.PostgresSagaTransaction):
         if scheduled:
             await self.connection.execute(saga_postgres.REPLACE_SCHEDULED, schedule_key)
             transaction = (*transaction, schedule_key)
-        if len(rows) <= ONE_STATEMENT_ROWS:
+        if len(rows) <= pg.ONE_STATEMENT_ROWS:
             values = [value for row in rows for value in row]
-            insert = _insert_with_rows(len(rows), scheduled)
+            insert = pg.insert_with_rows(len(rows), scheduled)
             await self.connection.execute(insert, *transaction, *values)
             return
-        first = saga_postgres.INSERT_SCHEDULED_TRANSACTION if scheduled else _INSERT_TRANSACTION
+        first = saga_postgres.INSERT_SCHEDULED_TRANSACTION if scheduled else pg.INSERT_TRANSACTION
         await self.connection.execute(first, *transaction)
-        await self.connection.executemany(_INSERT_OUTBOX, rows)
+        await self.connection.executemany(pg.INSERT_OUTBOX, rows)
+
+    async def add_outbox_last(
+        self, transaction: tuple[Any, ...], rows: list[tuple[Any, ...]]
+    ) -> None:
+        """Insert an outbox transaction and its rows as the transaction's last write: sent with
+        its commit, in the same round trip (if it fails, the commit does too)."""
+        self.at_commit = pg_session.outbox_insert(transaction, rows) + "; "
 
 
 class PostgresStore(saga_postgres.PostgresSagaStore):
@@ -141,7 +100,12 @@ class PostgresStore(saga_postgres.PostgresSagaStore):
     async def open(self, migrate: bool = True) -> None:
         """Create the connection pool and (unless ``migrate=False``) migrate."""
         try:
-            self._pool = await asyncpg.create_pool(self.url, min_size=1, max_size=self._pool_size)
+            self._pool = await asyncpg.create_pool(
+                self.url,
+                min_size=1,
+                max_size=self._pool_size,
+                reset=pg_session.keep_session,
+            )
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, ValueError) as exc:
             raise StoreError(
                 f"cannot connect to {mask_url(self.url)}: {type(exc).__name__}: "
@@ -178,37 +142,55 @@ class PostgresStore(saga_postgres.PostgresSagaStore):
                 for statement in migration.postgres:
                     await conn.execute(statement)
                 await conn.execute(
-                    _RECORD_VERSION, migration.version, migration.description, time.time()
+                    pg.RECORD_VERSION, migration.version, migration.description, time.time()
                 )
 
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[PostgresTransaction]:
-        """Open a transaction on a pooled connection: commit at the end, roll back on error."""
-        async with self._get_pool().acquire() as conn, conn.transaction():
-            yield PostgresTransaction(conn)
+    async def transaction(
+        self, inbox: InboxRecord | None = None
+    ) -> AsyncIterator[PostgresTransaction]:
+        """Open a transaction on a pooled connection: commit at the end, roll back on error;
+        given an inbox record, insert it first (``first_time``: whether it was new). Its start
+        and the record take one round trip, its end and the session's reset another (see
+        :mod:`busline.stores.pg_session`)."""
+        async with self._get_pool().acquire() as conn:
+            tx = PostgresTransaction(conn)
+            try:
+                status = await conn.execute(pg_session.begin(inbox))
+            except BaseException:
+                await pg_session.end(conn, pg_session.ROLLBACK)
+                raise
+            if inbox is not None:
+                tx.first_time = sql.affected(status) == 1
+            try:
+                yield tx
+            except BaseException:
+                await pg_session.end(conn, pg_session.ROLLBACK)
+                raise
+            await pg_session.end(conn, tx.at_commit + pg_session.COMMIT)
 
     async def note_failed_dispatch(
         self, tx_id: str, sent: int, error: str, retry_at: float
     ) -> None:
         """Record that a transaction's own dispatch stopped at a failure."""
         async with self._get_pool().acquire() as conn, conn.transaction():
-            await conn.execute(_NOTE_FAILURE, sent, retry_at, error, tx_id)
+            await conn.execute(pg.NOTE_FAILURE, sent, retry_at, error, tx_id)
             if sent and not self._keep_sent:
-                await conn.execute(_DELETE_SENT_ROWS, tx_id, sent)
+                await conn.execute(pg.DELETE_SENT_ROWS, tx_id, sent)
 
     async def mark_dispatched(self, tx_ids: list[str], now: float) -> None:
         """Mark the transactions dispatched (or delete them and their rows), in one write."""
         async with self._get_pool().acquire() as conn:
             if self._keep_sent:
-                await conn.execute(_MARK_DISPATCHED, now, tx_ids)
+                await conn.execute(pg.MARK_DISPATCHED, now, tx_ids)
             else:
                 async with conn.transaction():
                     await self._delete(conn, tx_ids)
 
     @staticmethod
     async def _delete(conn: asyncpg.Connection, tx_ids: list[str]) -> None:
-        await conn.execute(_DELETE_ROWS_OF, tx_ids)
-        await conn.execute(_DELETE_TRANSACTIONS, tx_ids)
+        await conn.execute(pg.DELETE_ROWS_OF, tx_ids)
+        await conn.execute(pg.DELETE_TRANSACTIONS, tx_ids)
 
     @asynccontextmanager
     async def claim(
@@ -220,7 +202,7 @@ class PostgresStore(saga_postgres.PostgresSagaStore):
             tr = conn.transaction()
             await tr.start()
             try:
-                records = await conn.fetch(_CLAIM, source, now, limit)
+                records = await conn.fetch(pg.CLAIM, source, now, limit)
             except BaseException:
                 await tr.rollback()
                 raise
@@ -238,16 +220,16 @@ class PostgresStore(saga_postgres.PostgresSagaStore):
     async def _record(self, conn: asyncpg.Connection, claim: Claim, now: float) -> None:
         outcome = claim_outcome(claim)
         if outcome.finished and self._keep_sent:
-            await conn.execute(_MARK_DISPATCHED, now, outcome.finished)
+            await conn.execute(pg.MARK_DISPATCHED, now, outcome.finished)
         elif outcome.finished:
             await self._delete(conn, outcome.finished)
         if outcome.advanced:
-            await conn.executemany(_ADVANCE, [(sent, now, tx) for sent, tx in outcome.advanced])
+            await conn.executemany(pg.ADVANCE, [(sent, now, tx) for sent, tx in outcome.advanced])
         if outcome.failed:
-            await conn.executemany(_NOTE_FAILURE, outcome.failed)
+            await conn.executemany(pg.NOTE_FAILURE, outcome.failed)
         partly_sent = outcome.partly_sent()
         if partly_sent and not self._keep_sent:
-            await conn.executemany(_DELETE_SENT_ROWS, partly_sent)
+            await conn.executemany(pg.DELETE_SENT_ROWS, partly_sent)
 
     async def purge(
         self,
@@ -260,8 +242,8 @@ class PostgresStore(saga_postgres.PostgresSagaStore):
         """Delete expired dispatched transactions with their rows, expired inbox records and
         (given ``sagas_before``) expired completed sagas with their steps."""
         async with self._get_pool().acquire() as conn:
-            removed = sql.affected(await conn.execute(_PURGE_OUTBOX, outbox_before, limit))
-            removed += sql.affected(await conn.execute(_PURGE_INBOX, inbox_before, limit))
+            removed = sql.affected(await conn.execute(pg.PURGE_OUTBOX, outbox_before, limit))
+            removed += sql.affected(await conn.execute(pg.PURGE_INBOX, inbox_before, limit))
             if sagas_before is not None:
                 removed += await saga_postgres.purge_sagas(conn, sagas_before, limit)
         return removed
@@ -271,8 +253,8 @@ class PostgresStore(saga_postgres.PostgresSagaStore):
         (default: the wall clock) apart."""
         at = time.time() if now is None else now
         async with self._get_pool().acquire() as conn:
-            pending, oldest, failing = await conn.fetchrow(_STATS_PENDING, at)
-            scheduled = await conn.fetchval(_STATS_SCHEDULED, at)
+            pending, oldest, failing = await conn.fetchrow(pg.STATS_PENDING, at)
+            scheduled = await conn.fetchval(pg.STATS_SCHEDULED, at)
             last_error = await conn.fetchval(sql.STATS_LAST_ERROR)
             dispatched = await conn.fetchval(sql.STATS_DISPATCHED)
             inbox = await conn.fetchval(sql.STATS_INBOX)

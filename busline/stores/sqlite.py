@@ -2,10 +2,17 @@
 ``sqlite:////absolute/path.db``.
 
 SQLite has one writer at a time, so the store keeps one connection and runs its transactions one
-after another (``BEGIN IMMEDIATE``, which also serializes other processes on the same file). The
-database runs in WAL mode with ``synchronous=FULL``: a committed transaction survives a power
-cut, so a message is never sent for a transaction the database then forgets. Handlers of a bus
-with a SQLite store therefore write one at a time; use PostgreSQL for concurrent writers.
+after another (``BEGIN IMMEDIATE``, which also serializes other processes on the same file).
+Handlers of a bus with a SQLite store therefore write one at a time; use PostgreSQL for
+concurrent writers.
+
+Every statement is a trip to aiosqlite's thread (~35 µs of CPU each), so a handler's transaction
+takes as few as its work allows: the inbox record opens the transaction (the connection's
+``isolation_level="IMMEDIATE"`` starts it with the insert, in one trip), the outbox transaction
+and its rows are one ``executemany`` into a temporary view whose trigger writes both, and a
+dispatch mark is one script. The database runs in WAL mode with ``synchronous=NORMAL`` (see
+docs/outbox.md for the durability that gives; ``StoreSettings.sqlite_synchronous="FULL"`` for a
+sync of the log at every commit).
 """
 
 from __future__ import annotations
@@ -22,12 +29,19 @@ from urllib.parse import quote, urlsplit
 import aiosqlite
 
 from busline.stores import sql
-from busline.stores.base import Claim, OutboxStats, StoreSettings
+from busline.stores.base import Claim, StoreSettings
 from busline.stores.errors import StoreError
 from busline.stores.progress import claim_outcome
 from busline.stores.rows import in_dispatch_order, row_from_record
-from busline.stores.saga_sqlite import SqliteSagaStore, SqliteSagaTransaction, purge_sagas
+from busline.stores.saga_sqlite import SqliteSagaStore, SqliteSagaTransaction
 from busline.stores.schema import VERSION_TABLE_SQLITE, pending_migrations
+from busline.stores.sqlite_sql import (
+    INSERT_OUTBOX_WRITE,
+    OUTBOX_WRITE_TRIGGER,
+    OUTBOX_WRITE_VIEW,
+    finish_script,
+)
+from busline.stores.sqlite_upkeep import SqliteUpkeep, placeholders
 from busline.urls import mask_url
 
 
@@ -46,15 +60,17 @@ def sqlite_path(url: str) -> str:
 class SqliteTransaction(SqliteSagaTransaction):
     """An open SQLite transaction; :attr:`connection` is the ``aiosqlite.Connection``."""
 
-    __slots__ = ("connection",)
+    __slots__ = ("connection", "first_time")
 
-    def __init__(self, connection: aiosqlite.Connection) -> None:
+    def __init__(self, connection: aiosqlite.Connection, first_time: bool = True) -> None:
         self.connection = connection
+        #: Whether the inbox record the transaction was opened with was new.
+        self.first_time = first_time
 
     async def claim_inbox(self, consumer: str, key: str, message_id: str, now: float) -> bool:
         """Record ``key`` for ``consumer``; ``False`` when it was already recorded."""
         # The change counter, read without a trip to the connection's thread (closing a cursor
-        # to read its rowcount would take one more): every handler with a store comes here.
+        # to read its rowcount would take one more).
         changes = self.connection.total_changes
         await self.connection.execute(sql.INSERT_INBOX, (consumer, key, message_id, now))
         return self.connection.total_changes > changes
@@ -65,16 +81,22 @@ class SqliteTransaction(SqliteSagaTransaction):
         rows: list[tuple[Any, ...]],
         schedule_key: str | None = None,
     ) -> None:
-        """Insert an outbox transaction and its rows (a scheduled message: replacing the pending
-        one with its key)."""
+        """Insert an outbox transaction and its rows in one trip to the connection's thread (a
+        scheduled message: replacing the pending one with its key)."""
         if schedule_key is not None:
             await self._add_scheduled(transaction, rows, schedule_key)
             return
-        await self.connection.execute(sql.INSERT_TRANSACTION, transaction)
-        await self.connection.executemany(sql.INSERT_OUTBOX, rows)
+        tx_values = transaction[1:]
+        await self.connection.executemany(INSERT_OUTBOX_WRITE, [(*row, *tx_values) for row in rows])
+
+    async def add_outbox_last(
+        self, transaction: tuple[Any, ...], rows: list[tuple[Any, ...]]
+    ) -> None:
+        """As :meth:`add_outbox` (SQLite takes it at once: the commit is a trip of its own)."""
+        await self.add_outbox(transaction, rows)
 
 
-class SqliteStore(SqliteSagaStore):
+class SqliteStore(SqliteUpkeep, SqliteSagaStore):
     """The :class:`~busline.stores.base.Store` for ``sqlite://`` URLs."""
 
     dialect = "sqlite"
@@ -85,6 +107,9 @@ class SqliteStore(SqliteSagaStore):
         self._conn: aiosqlite.Connection | None = None
         self._lock = asyncio.Lock()
         self._keep_sent = settings.keeps_sent_rows
+        self._synchronous = settings.sqlite_synchronous
+        #: Rows changed by the first statement of the transaction under way (see _write).
+        self._first_changes = 0
 
     def __repr__(self) -> str:
         return f"<SqliteStore {mask_url(self.url)!r}>"
@@ -97,15 +122,17 @@ class SqliteStore(SqliteSagaStore):
         if not migrate and not await asyncio.to_thread(os.path.exists, self.path):
             raise StoreError(f"cannot open {mask_url(self.url)}: no such database file")
         try:
+            # IMMEDIATE: a write outside a transaction starts one (BEGIN IMMEDIATE) in the same
+            # trip to the thread; transactions that read first begin explicitly (see _write).
             if migrate:
-                conn = await aiosqlite.connect(self.path, isolation_level=None)
+                conn = await aiosqlite.connect(self.path, isolation_level="IMMEDIATE")
             else:  # mode=rw: fail on a missing file instead of creating it
                 uri = f"file:{quote(self.path)}?mode=rw"
-                conn = await aiosqlite.connect(uri, uri=True, isolation_level=None)
+                conn = await aiosqlite.connect(uri, uri=True, isolation_level="IMMEDIATE")
             await conn.execute("PRAGMA busy_timeout=10000")
             if migrate:
                 await _enable_wal(conn)
-            await conn.execute("PRAGMA synchronous=FULL")
+            await conn.execute(f"PRAGMA synchronous={self._synchronous}")
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open {mask_url(self.url)}: {exc}") from exc
         self._conn = conn
@@ -113,6 +140,8 @@ class SqliteStore(SqliteSagaStore):
             return
         try:
             await self._migrate()
+            await conn.execute(OUTBOX_WRITE_VIEW)
+            await conn.execute(OUTBOX_WRITE_TRIGGER)
         except BaseException:
             await self.close()
             raise
@@ -124,20 +153,33 @@ class SqliteStore(SqliteSagaStore):
             await conn.close()
 
     @asynccontextmanager
-    async def _write(self) -> AsyncIterator[aiosqlite.Connection]:
-        """A write transaction: waits its turn, commits at the end, rolls back on error."""
+    async def _write(
+        self, first: tuple[str, tuple[Any, ...]] | None = None
+    ) -> AsyncIterator[aiosqlite.Connection]:
+        """A write transaction: waits its turn, commits at the end, rolls back on error.
+
+        Given ``first``, a write statement and its parameters, the transaction starts with it
+        (the connection begins it implicitly, in the same trip): for transactions that write
+        before they read anything.
+        """
         conn = self._conn
         if conn is None:
             raise StoreError(f"{self!r} is not open")
         async with self._lock:
             if conn.in_transaction:  # a cancelled rollback can leave one behind
                 await conn.rollback()
-            await conn.execute("BEGIN IMMEDIATE")
             try:
+                if first is None:
+                    await conn.execute("BEGIN IMMEDIATE")
+                else:
+                    before = conn.total_changes
+                    await conn.execute(*first)
+                    self._first_changes = conn.total_changes - before
                 yield conn
                 await conn.commit()
             except BaseException:
-                await conn.rollback()
+                if conn.in_transaction:
+                    await conn.rollback()
                 raise
 
     async def _migrate(self) -> None:
@@ -152,10 +194,18 @@ class SqliteStore(SqliteSagaStore):
                 )
 
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[SqliteTransaction]:
-        """Open a transaction: commit when the block ends, roll back if it raises."""
-        async with self._write() as conn:
-            yield SqliteTransaction(conn)
+    async def transaction(
+        self, inbox: tuple[str, str, str, float] | None = None
+    ) -> AsyncIterator[SqliteTransaction]:
+        """Open a transaction: commit when the block ends, roll back if it raises. Given an
+        inbox record, the transaction starts by inserting it (``first_time``: whether it was new).
+        """
+        if inbox is None:
+            async with self._write() as conn:
+                yield SqliteTransaction(conn)
+            return
+        async with self._write((sql.INSERT_INBOX, inbox)) as conn:
+            yield SqliteTransaction(conn, self._first_changes > 0)
 
     async def note_failed_dispatch(
         self, tx_id: str, sent: int, error: str, retry_at: float
@@ -168,12 +218,24 @@ class SqliteStore(SqliteSagaStore):
 
     async def mark_dispatched(self, tx_ids: list[str], now: float) -> None:
         """Mark the transactions dispatched (or delete them and their rows), in one write
-        transaction."""
-        async with self._write() as conn:
-            await self._finish(conn, tx_ids, now)
+        transaction: one script, so one trip to the connection's thread."""
+        conn = self._conn
+        if conn is None:
+            raise StoreError(f"{self!r} is not open")
+        script = finish_script(tx_ids, now, self._keep_sent)
+        async with self._lock:
+            if conn.in_transaction:  # a script would commit it: roll a leftover back first
+                await conn.rollback()
+            try:
+                # The script begins and commits its own transaction.
+                await conn.executescript(script)
+            except BaseException:
+                if conn.in_transaction:
+                    await conn.rollback()
+                raise
 
     async def _finish(self, conn: aiosqlite.Connection, tx_ids: list[str], now: float) -> None:
-        marks = _marks(tx_ids)
+        marks = placeholders(tx_ids)
         if self._keep_sent:
             await conn.execute(f"{sql.MARK_DISPATCHED}({marks})", (now, *tx_ids))
         else:
@@ -195,7 +257,7 @@ class SqliteStore(SqliteSagaStore):
             ]
             records: list[Any] = []
             if due:
-                marks = _marks(due)
+                marks = placeholders(due)
                 records = list(await conn.execute_fetchall(f"{sql.SELECT_UNSENT_OF}({marks})", due))
                 await conn.execute(f"{sql.RELEASE}({marks})", (now + lease, *due))
         claim = Claim(in_dispatch_order([row_from_record(r) for r in records]))
@@ -217,75 +279,13 @@ class SqliteStore(SqliteSagaStore):
                 )
             if outcome.untouched:
                 await conn.execute(
-                    f"{sql.RELEASE}({_marks(outcome.untouched)})", (now, *outcome.untouched)
+                    f"{sql.RELEASE}({placeholders(outcome.untouched)})", (now, *outcome.untouched)
                 )
             if outcome.failed:
                 await conn.executemany(sql.NOTE_FAILURE, outcome.failed)
             partly_sent = outcome.partly_sent()
             if partly_sent and not self._keep_sent:
                 await conn.executemany(sql.DELETE_SENT_ROWS, partly_sent)
-
-    async def purge(
-        self,
-        outbox_before: float,
-        inbox_before: float,
-        limit: int,
-        *,
-        sagas_before: float | None = None,
-    ) -> int:
-        """Delete expired dispatched transactions with their rows, expired inbox records and
-        (given ``sagas_before``) expired completed sagas with their steps."""
-        async with self._write() as conn:
-            expired = [
-                row[0]
-                for row in await conn.execute_fetchall(
-                    sql.EXPIRED_TRANSACTIONS, (outbox_before, limit)
-                )
-            ]
-            removed = 0
-            if expired:
-                marks = _marks(expired)
-                async with conn.execute(f"{sql.DELETE_ROWS_OF}({marks})", expired) as cursor:
-                    removed = cursor.rowcount
-                await conn.execute(f"{sql.DELETE_TRANSACTIONS}({marks})", expired)
-            async with conn.execute(sql.PURGE_INBOX, (inbox_before, limit)) as cursor:
-                removed += cursor.rowcount
-            if sagas_before is not None:
-                removed += await purge_sagas(conn, sagas_before, limit)
-        return removed
-
-    async def stats(self, now: float | None = None) -> OutboxStats:
-        """Backlog, failures and sizes, as committed; scheduled messages not due at ``now``
-        (default: the wall clock) apart."""
-        at = (time.time() if now is None else now,)
-        async with self._write() as conn:
-            [(pending, oldest, failing)] = await conn.execute_fetchall(sql.STATS_PENDING, at)
-            [(scheduled,)] = await conn.execute_fetchall(sql.STATS_SCHEDULED, at)
-            errors = await conn.execute_fetchall(sql.STATS_LAST_ERROR)
-            [(dispatched,)] = await conn.execute_fetchall(sql.STATS_DISPATCHED)
-            [(inbox,)] = await conn.execute_fetchall(sql.STATS_INBOX)
-            [(version,)] = await conn.execute_fetchall(sql.SCHEMA_VERSION)
-        return OutboxStats(
-            pending=pending,
-            oldest_pending_at=oldest,
-            failing=failing,
-            last_error=next(iter(errors))[0] if errors else None,
-            dispatched=dispatched,
-            inbox_keys=inbox,
-            schema_version=version,
-            scheduled=scheduled,
-        )
-
-    async def schema_version(self) -> int:
-        """The highest migration applied."""
-        async with self._write() as conn:
-            [(version,)] = await conn.execute_fetchall(sql.SCHEMA_VERSION)
-        return int(version)
-
-
-def _marks(values: list[Any]) -> str:
-    """``?, ?, ...``: one placeholder per value, for an ``IN`` list."""
-    return ", ".join("?" for _ in values)
 
 
 async def _enable_wal(conn: aiosqlite.Connection, attempts: int = 100) -> None:

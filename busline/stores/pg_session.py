@@ -1,0 +1,110 @@
+"""How the PostgreSQL store opens and ends the transactions it lends to application code (a
+handler's ``ctx.db``, ``bus.transaction()``'s ``tx.db``), in as few round trips as PostgreSQL's
+simple query protocol allows:
+
+- ``BEGIN`` and the inbox record go in one round trip (``BEGIN; INSERT ... ON CONFLICT DO
+  NOTHING``, the record's values as dollar-quoted literals: the simple protocol takes no
+  parameters);
+- a handler's outbox (its transaction row and message rows, the last write before the commit),
+  ``COMMIT`` (or ``ROLLBACK``) and the reset of the session go in one round trip: the statements
+  asyncpg's pool would otherwise run in one more when the connection goes back (advisory locks
+  released, cursors closed, ``UNLISTEN *``, ``RESET ALL``), so a handler's ``SET`` or ``LISTEN``
+  never reaches the next user of the connection.
+
+The pool is created with a reset that does nothing more (asyncpg still rolls back a transaction
+left open and drops its own listeners first): busline's own short transactions (dispatch marks,
+relay claims) change no session state, and the lent ones are reset here. The transaction is
+started with ``BEGIN``, not through ``Connection.transaction()``: inside it, application code
+takes a savepoint with ``SAVEPOINT name`` / ``RELEASE SAVEPOINT name`` (asyncpg refuses its
+``transaction()`` in a transaction it did not start).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from busline.stores import sql
+from busline.stores.base import InboxRecord
+from busline.stores.schema import OUTBOX_COLUMNS, TRANSACTION_COLUMNS
+
+#: What asyncpg's ``Connection.reset()`` runs on PostgreSQL when a connection goes back.
+RESET_SESSION = "SELECT pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *; RESET ALL"
+
+COMMIT = f"COMMIT; {RESET_SESSION}"
+ROLLBACK = f"ROLLBACK; {RESET_SESSION}"
+
+
+def text_literal(value: str) -> str:
+    """``value`` as a dollar-quoted SQL string (``$q$...$q$``, the tag lengthened until the value
+    does not contain it): no escape processing applies inside, whatever a session set
+    ``standard_conforming_strings`` to."""
+    if "\x00" in value:
+        raise ValueError("PostgreSQL text cannot hold NUL characters")
+    tag = "$q$"
+    # The quote ends at the first tag after the opening one: it must be the closing one.
+    while (value + tag).find(tag) != len(value):
+        tag = f"${'q' * (len(tag) - 1)}$"
+    return f"{tag}{value}{tag}"
+
+
+def literal(value: Any) -> str:
+    """A value of an outbox or inbox row as SQL: ``NULL``, a number, dollar-quoted text, or
+    ``bytea`` in hex."""
+    if value is None:
+        return "NULL"
+    if isinstance(value, str):
+        return text_literal(value)
+    if isinstance(value, bool):
+        raise TypeError("no boolean columns here")
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError(f"not a finite number: {value!r}")
+        return repr(value)
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        # Dollar-quoted too: hex input, whatever the session's string settings.
+        return text_literal("\\x" + bytes(value).hex()) + "::bytea"
+    raise TypeError(f"cannot write {type(value).__name__} as a literal")
+
+
+def outbox_insert(transaction: tuple[Any, ...], rows: list[tuple[Any, ...]]) -> str:
+    """An outbox transaction and its rows in one statement with literal values, to go with the
+    commit."""
+    values = ", ".join("(" + ", ".join(literal(v) for v in row) + ")" for row in rows)
+    return (
+        f"WITH tx AS (INSERT INTO busline_outbox_transactions ({', '.join(TRANSACTION_COLUMNS)}) "
+        f"VALUES ({', '.join(literal(v) for v in transaction)})) "
+        f"INSERT INTO busline_outbox ({', '.join(OUTBOX_COLUMNS)}) VALUES {values}"
+    )
+
+
+def begin(inbox: InboxRecord | None) -> str:
+    """``BEGIN``, followed by the insert of ``inbox`` when given (its command status then tells
+    whether the record was new: ``INSERT 0 1``)."""
+    if inbox is None:
+        return "BEGIN"
+    consumer, key, message_id, now = inbox
+    if not math.isfinite(now):
+        raise ValueError(f"inbox time must be finite, got {now!r}")
+    values = ", ".join([text_literal(consumer), text_literal(key), text_literal(message_id)])
+    return f"BEGIN; {sql.INSERT_INBOX.replace('?, ?, ?, ?', f'{values}, {float(now)!r}')}"
+
+
+async def keep_session(conn: Any) -> None:
+    """The pool's ``reset``: nothing more to do (see the module's notes)."""
+
+
+async def end(conn: Any, statement: str) -> None:
+    """Run ``COMMIT`` or ``ROLLBACK`` with the session reset; if that fails, roll back and reset
+    apart, and if even that fails, close the connection (the pool replaces it). Raises what the
+    first attempt raised (a commit that failed)."""
+    try:
+        await conn.execute(statement)
+    except BaseException:
+        try:
+            await conn.execute(ROLLBACK)
+        except BaseException:
+            conn.terminate()
+        raise
