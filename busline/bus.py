@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Mapping, Sequence
-from contextlib import AbstractAsyncContextManager
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -21,9 +20,10 @@ from busline.clock import Clock, SystemClock
 from busline.consumer import Consumer
 from busline.context import HandlerServices
 from busline.declarations import HandlerDeclarations, check_links
+from busline.emitting import Emitting
 from busline.errors import BusNotRunningError, RegistrationError
 from busline.lifecycle import Lifecycle, run_until_signalled
-from busline.messages import Message, MessageKind
+from busline.messages import Message
 from busline.middleware import Middleware, OptionCheck, outcomes_of, overrides
 from busline.outgoing import MessageFactory
 from busline.publishing import Publisher
@@ -34,7 +34,6 @@ from busline.saga_step import SagaRunner
 from busline.storage import StoreRuntime
 from busline.stores import NoStoreError, StoreSettings
 from busline.tracing.settings import TRACING_HANDLER_OPTIONS, TracingSettings
-from busline.transaction import Transaction, open_transaction
 from busline.transport import QueueType, Transport, TransportSettings, open_transport
 from busline.urls import mask_url
 
@@ -50,7 +49,7 @@ DEFAULT_PREFETCH = 32
 DEFAULT_MAX_MESSAGE_SIZE = 1024 * 1024
 
 
-class Bus(HandlerDeclarations):
+class Bus(HandlerDeclarations, Emitting):
     """A service's connection to the message bus.
 
     Args:
@@ -276,65 +275,6 @@ class Bus(HandlerDeclarations):
         """Start, run until SIGINT or SIGTERM (or cancellation), then shut down gracefully."""
         await run_until_signalled(self, f"bus {self.service}")
 
-    # -- sending -------------------------------------------------------------------------------
-
-    async def send(
-        self,
-        command: Message,
-        *,
-        correlation_id: str | None = None,
-        idempotency_key: str | None = None,
-        headers: Mapping[str, Any] | None = None,
-    ) -> str:
-        """Send a command to its queue; return its message id once the broker confirmed it."""
-        out = self._factory.create(
-            command, MessageKind.COMMAND, None, correlation_id, idempotency_key, headers
-        )
-        self.links.check_declared(type(command), MessageKind.COMMAND)
-        direct = self._publisher.direct
-        if direct is not None:
-            await direct.send(out.destination, out.envelope)
-        else:
-            await self._publisher.publish(out)
-        return out.envelope.message_id
-
-    async def publish(
-        self,
-        event: Message,
-        *,
-        correlation_id: str | None = None,
-        idempotency_key: str | None = None,
-        headers: Mapping[str, Any] | None = None,
-    ) -> str:
-        """Publish an event to its subscribers; return its message id once confirmed."""
-        out = self._factory.create(
-            event, MessageKind.EVENT, None, correlation_id, idempotency_key, headers
-        )
-        self.links.check_declared(type(event), MessageKind.EVENT)
-        direct = self._publisher.direct
-        if direct is not None:
-            await direct.publish(out.destination, out.envelope)
-        else:
-            await self._publisher.publish(out)
-        return out.envelope.message_id
-
-    def transaction(self) -> AbstractAsyncContextManager[Transaction]:
-        """Write data and send messages atomically, outside a handler (needs ``store=``)::
-
-            async with bus.transaction() as tx:
-                await tx.db.execute(...)  # aiosqlite or asyncpg connection, in the transaction
-                await tx.send(PlaceOrder(...), idempotency_key=...)
-
-        Messages are written to the outbox in the transaction and sent after it commits (by the
-        relay if the broker is unreachable); if the block raises, nothing is kept or sent.
-        """
-        if self.storage is None:
-            raise NoStoreError(
-                f"bus.transaction() needs a store: Bus({self.service!r}, ..., "
-                f"store='sqlite:///app.db' or 'postgresql://...')"
-            )
-        return open_transaction(self._factory, self.storage, self.links)
-
     def add_saga(self, saga: Saga) -> None:
         """Run ``saga`` in this service: its steps consume the messages it starts on and
         handles (a command it handles is owned by it, like a command handler's). A saga keeps
@@ -355,14 +295,3 @@ class Bus(HandlerDeclarations):
             self.registry.add(spec)
         self.sagas.append(saga)
         self._saga_runners.append(runner)
-
-    @property
-    def messages(self) -> MessageFactory:
-        """Builds this bus's messages (what ``send``/``publish`` use); with :attr:`publisher`,
-        a way to build a message now and send it later."""
-        return self._factory
-
-    @property
-    def publisher(self) -> Publisher:
-        """The publish chain of this bus, ending at its transport."""
-        return self._publisher

@@ -96,6 +96,12 @@ class SagaScenario:
             store_settings=store_settings or StoreSettings(relay_interval=3600.0),
             clock=self.clock,
             middleware=[self._recorder],
+            # The scenario plays the saga's counterparts: it sends and publishes what the saga
+            # handles (declared, so that nothing warns of an undeclared link).
+            sends=[h.message_type for h in saga.handlers.values() if h.kind is MessageKind.COMMAND],
+            publishes=[
+                h.message_type for h in saga.handlers.values() if h.kind is MessageKind.EVENT
+            ],
         )
         self.bus.add_saga(saga)
         self._scheduled: list[tuple[str, float]] = []
