@@ -39,8 +39,10 @@ class StoreSettings:
         relay_max_backoff: Longest wait, in seconds, before retrying a row that failed to send.
         cleanup_interval: Seconds between two purges of expired inbox and outbox rows.
         pool_size: Most connections a PostgreSQL store opens (handlers each hold one while
-            they run; a relay draining a backlog holds up to three, one per claim). SQLite uses
-            a single connection.
+            they run; a relay draining a backlog holds up to three, one per claim). The default
+            is the bus's default prefetch, so that every handler in flight has its connection
+            and their commits group (PostgreSQL flushes its log once for the commits waiting
+            together); opened as needed. SQLite uses a single connection.
         saga_retention: Seconds a completed saga instance (with its steps) is kept for
             inspection before the purge deletes it; ``0`` deletes it as soon as it completes.
         sqlite_synchronous: SQLite's ``synchronous`` setting: ``"NORMAL"`` (a commit survives
@@ -57,7 +59,7 @@ class StoreSettings:
     relay_window: int = 64
     relay_max_backoff: float = 30.0
     cleanup_interval: float = 60.0
-    pool_size: int = 10
+    pool_size: int = 32
     saga_retention: float = 0.0
     sqlite_synchronous: str = "NORMAL"
 
