@@ -43,3 +43,10 @@ SAGA_INTRO = (
     "and no outbox row may be pending. `conflicts`: steps rerun after losing an "
     "optimistic-concurrency race."
 )
+MEMORY_INTRO = (
+    "`busline-memory` is busline's whole path on its in-process transport: each of 64 senders "
+    "awaits `bus.send` (envelope, encoding, the memory broker's queue), a handler counts the "
+    "commands, each delivery is acknowledged. `asyncio-queue`, its 1.00, hands the same "
+    "payload dicts through a bare `asyncio.Queue` bounded at the prefetch to 8 worker tasks "
+    "in the same process: what asyncio itself costs."
+)

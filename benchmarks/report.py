@@ -61,7 +61,7 @@ def _goals(goals: list[dict[str, Any]]) -> list[str]:
     """The issue's targets, each pass, miss (by how much) or not measured."""
     if not goals:
         return []
-    lines = ["## Goals (issues 3, 5 and 6)", "", "| goal | target | measured | result |"]
+    lines = ["## Goals (issues 3, 5, 6 and 16)", "", "| goal | target | measured | result |"]
     lines.append("|---|---|---|---|")
     for goal in goals:
         if goal["passed"] is None:

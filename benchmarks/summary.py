@@ -142,18 +142,41 @@ def _goal(name: str, measured: float, target: float, unit: str, fmt: str, *, mos
     return Goal(name, f"{sign} {target:{fmt}}{unit}", f"{measured:{fmt}}{unit}", passed, margin)
 
 
+#: ``(goal, measured, target, unit, format, at most?)``.
+Target = tuple[str, float, float, str, str, bool]
+
+
+def _issue_16(summary: Summary) -> list[Target]:
+    """The store path against no store on each store, the memory path against a bare queue."""
+    stores = [
+        (
+            f"handler with the outbox vs no store, {name} (issue 16)",
+            _get(summary, "outbox-handler", system, "vs_baseline"),
+            *(0.5, TIMES, ".2f", False),
+        )
+        for name, system in (("SQLite", "busline-sqlite"), ("PostgreSQL", "busline-postgresql"))
+    ]
+    memory = (
+        "memory transport vs a bare asyncio.Queue (issue 16)",
+        _get(summary, "memory", "busline-memory", "vs_baseline"),
+        *(0.3, TIMES, ".2f", False),
+    )
+    return [*stores, memory]
+
+
 def evaluate_goals(summary: Summary) -> list[Goal]:
     """The issue's targets for busline (classic queues, like for like), each pass or miss.
 
     Issue 5: the relay against direct publishing on PostgreSQL. Issue 6: tracing with no SDK
     configured costs at most 5% on the memory transport (rate lost against ``tracing=False``);
-    faster than untraced is noise, reported as it is (a negative overhead).
+    faster than untraced is noise, reported as it is (a negative overhead). Issue 16: the
+    handler with the outbox at least half as fast as without a store, on each store, and the
+    memory transport at least 0.3 of a bare ``asyncio.Queue``.
     """
     busline_cmd = _get(summary, "commands", "busline", "rate")
     untraced = _get(summary, "tracing", "busline-memory-untraced", "rate")
     overhead = (1 - _ratio(_get(summary, "tracing", "busline-memory", "rate"), untraced)) * 100
-    # (goal, measured, target, unit, format, at most?)
-    targets: list[tuple[str, float, float, str, str, bool]] = [
+    targets: list[Target] = [
         (
             "commands end to end: busline vs plain aio-pika",
             _ratio(busline_cmd, _get(summary, "commands", BASELINE, "rate")),
@@ -191,6 +214,7 @@ def evaluate_goals(summary: Summary) -> list[Goal]:
             "tracing overhead with no SDK, memory transport (issue 6)",
             *(overhead, 5.0, "%", ".1f", True),
         ),
+        *_issue_16(summary),
     ]
     targets += [
         (

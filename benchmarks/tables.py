@@ -12,7 +12,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from benchmarks.harness import TIMES
-from benchmarks.intros import HANDLER_INTRO, RELAY_INTRO, SAGA_INTRO, TRACING_INTRO
+from benchmarks.intros import (
+    HANDLER_INTRO,
+    MEMORY_INTRO,
+    RELAY_INTRO,
+    SAGA_INTRO,
+    TRACING_INTRO,
+)
 from benchmarks.systems import BASELINE, SYSTEMS, baseline_of
 
 Row = dict[str, Any]
@@ -182,10 +188,12 @@ SECTIONS: dict[str, Section] = {
         lambda s: f"In-process: memory transport, full stack, {s['memory_n']:,} commands",
         [
             Column("msg/s", num("rate", ",.0f")),
+            _vs(baseline_of("memory")),
             Column("repeats (msg/s)", repeats(",.0f")),
             Column("CPU µs/msg", num("cpu_us_per_msg", ".1f")),
             PEAK_RSS,
         ],
+        lambda s: [MEMORY_INTRO],
     ),
     "outbox-relay": Section(
         lambda s: (

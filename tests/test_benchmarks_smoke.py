@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 
 from benchmarks.cli import main, preflight
-from benchmarks.harness import Slot, schedule
+from benchmarks.harness import TIMES, Slot, schedule
 from benchmarks.options import RESULTS, ROOT, build_parser, parse, settings
 from benchmarks.report import write_reports
 from benchmarks.spec import WORKLOADS, RunSpec
@@ -190,17 +190,22 @@ def test_the_report_has_every_table_and_the_chart(tmp_path: Path) -> None:
 def test_the_command_line_runs_a_worker_and_writes_the_reports(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    tiny = ["--workloads", "memory", "--systems", "busline-memory", "--repeats", "1"]
-    tiny += ["--memory-n", "100", "--warmup", "5", "--no-chart", "--out", str(tmp_path)]
+    tiny = ["--workloads", "memory", "--systems", "busline-memory,asyncio-queue"]
+    tiny += ["--repeats", "1", "--memory-n", "100", "--warmup", "5", "--no-chart"]
+    tiny += ["--out", str(tmp_path)]
 
     assert main(tiny) == 0
 
     doc = json.loads((tmp_path / "latest.json").read_text())
-    [run] = doc["runs"]
-    assert run["ok"] and run["metrics"]["messages"] == 100
+    runs = {run["system"]: run for run in doc["runs"]}
+    assert sorted(runs) == ["asyncio-queue", "busline-memory"]
+    assert all(run["ok"] and run["metrics"]["messages"] == 100 for run in runs.values())
     assert doc["meta"]["git"]["commit"]
-    assert "## In-process: memory transport" in (tmp_path / "latest.md").read_text()
-    assert "[  1/1]" in capsys.readouterr().err  # progress is shown
+    report = (tmp_path / "latest.md").read_text()
+    assert "## In-process: memory transport" in report
+    assert f"{TIMES} asyncio-queue" in report  # the ratio to the bare queue
+    assert "memory transport vs a bare asyncio.Queue (issue 16)" in report
+    assert "[  2/2]" in capsys.readouterr().err  # progress is shown
 
 
 def test_raw_and_quick_results_stay_out_of_git() -> None:
@@ -274,6 +279,22 @@ def test_goals_report_pass_miss_and_not_measured() -> None:
     assert vs_faststream.passed is False
     assert vs_faststream.margin_pct == pytest.approx((1.875 / 2.0 - 1) * 100)
     assert goals["memory transport, full stack"].passed is None
+
+
+def test_issue_16_goals_are_ratios_to_no_store_and_to_a_bare_queue() -> None:
+    runs = [
+        bench_run("outbox-handler", "busline", rate=1000.0),
+        bench_run("outbox-handler", "busline-sqlite", rate=600.0),
+        bench_run("outbox-handler", "busline-postgresql", rate=400.0),
+        bench_run("memory", "asyncio-queue", rate=400_000.0),
+        bench_run("memory", "busline-memory", rate=100_000.0),
+    ]
+    goals = {goal.goal: goal for goal in evaluate_goals(summarise(runs))}
+
+    assert goals["handler with the outbox vs no store, SQLite (issue 16)"].passed is True
+    assert goals["handler with the outbox vs no store, PostgreSQL (issue 16)"].passed is False
+    memory = goals["memory transport vs a bare asyncio.Queue (issue 16)"]
+    assert memory.measured == f"0.25{TIMES}" and memory.passed is False
 
 
 def test_saga_rows_are_against_the_handler_on_the_same_store() -> None:

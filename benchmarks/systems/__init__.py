@@ -101,6 +101,13 @@ SYSTEMS: dict[str, SystemInfo] = {
             queue_type="quorum",
         ),
         _memory("busline-memory", "busline on the in-process memory transport (no broker)"),
+        SystemInfo(
+            "asyncio-queue",
+            "benchmarks.systems.asyncio_queue:AsyncioQueue",
+            False,
+            "a bare bounded asyncio.Queue handing the payload dicts to 8 workers (the memory "
+            "workload's baseline)",
+        ),
         # -- the outbox (issue 5): busline on RabbitMQ, classic queues, with a store --------
         _busline(
             "busline-sqlite",
@@ -171,7 +178,7 @@ WORKLOAD_SYSTEMS: dict[str, tuple[str, ...]] = {
     "commands": ("aio-pika", "faststream", "busline", "busline-quorum", "busline-memory"),
     "events": ("aio-pika", "faststream", "busline", "busline-quorum", "busline-memory"),
     "latency": ("aio-pika", "faststream", "busline", "busline-quorum", "busline-memory"),
-    "memory": ("busline-memory",),
+    "memory": ("asyncio-queue", "busline-memory"),
     # Each run measures the relay and, on the same bus, direct publishing (the ratio's base).
     "outbox-relay": ("busline-sqlite", "busline-postgresql", "busline-postgresql-lean"),
     "outbox-handler": ("busline", "busline-sqlite", "busline-postgresql"),
@@ -196,6 +203,7 @@ WORKLOAD_SYSTEMS: dict[str, tuple[str, ...]] = {
 #: The row each workload's ratios are taken against (``vs_baseline``); plain aio-pika unless
 #: the workload compares busline with itself.
 WORKLOAD_BASELINES: dict[str, str] = {
+    "memory": "asyncio-queue",
     "outbox-handler": "busline",
     "tracing": "busline-memory-untraced",
     "tracing-rabbit": "busline-untraced",
