@@ -92,6 +92,20 @@ def begin(inbox: InboxRecord | None) -> str:
     return f"BEGIN; {sql.INSERT_INBOX.replace('?, ?, ?, ?', f'{values}, {float(now)!r}')}"
 
 
+def mark_dispatched(tx_ids: list[str], now: float, keep_sent: bool) -> str:
+    """The dispatch mark of ``tx_ids`` (or, without kept rows, their deletion) as one simple
+    query, committed asynchronously (``synchronous_commit = off`` for this transaction only):
+    the mark needs no flush of the log before the acknowledgement, because a mark the server
+    forgets in a crash only makes the relay send the messages again, and consumers' inboxes
+    drop the copies (the same as a crash between sending and marking)."""
+    listed = ", ".join(text_literal(tx_id) for tx_id in tx_ids)
+    if keep_sent:
+        write = f"{sql.MARK_DISPATCHED.replace('?', literal(float(now)))}({listed})"
+    else:
+        write = f"{sql.DELETE_ROWS_OF}({listed}); {sql.DELETE_TRANSACTIONS}({listed})"
+    return f"BEGIN; SET LOCAL synchronous_commit = off; {write}; COMMIT"
+
+
 async def keep_session(conn: Any) -> None:
     """The pool's ``reset``: nothing more to do (see the module's notes)."""
 

@@ -179,13 +179,14 @@ class PostgresStore(saga_postgres.PostgresSagaStore):
                 await conn.execute(pg.DELETE_SENT_ROWS, tx_id, sent)
 
     async def mark_dispatched(self, tx_ids: list[str], now: float) -> None:
-        """Mark the transactions dispatched (or delete them and their rows), in one write."""
+        """Mark the transactions dispatched (or delete them and their rows), in one round trip,
+        committed without waiting for the log's flush (see :func:`pg_session.mark_dispatched`)."""
         async with self._get_pool().acquire() as conn:
-            if self._keep_sent:
-                await conn.execute(pg.MARK_DISPATCHED, now, tx_ids)
-            else:
-                async with conn.transaction():
-                    await self._delete(conn, tx_ids)
+            try:
+                await conn.execute(pg_session.mark_dispatched(tx_ids, now, self._keep_sent))
+            except BaseException:
+                await pg_session.end(conn, pg_session.ROLLBACK)
+                raise
 
     @staticmethod
     async def _delete(conn: asyncpg.Connection, tx_ids: list[str]) -> None:

@@ -243,3 +243,14 @@ async def test_a_last_outbox_write_that_fails_fails_the_commit_and_rolls_all_bac
             assert tx.first_time
     assert await count(tables, "orders") == 0
     assert await count(tables, "busline_outbox_transactions") == 1
+
+
+def test_the_postgres_mark_commits_without_waiting_for_the_log_and_quotes_its_ids():
+    from busline.stores.pg_session import mark_dispatched
+
+    script = mark_dispatched(["ab12", "x$q$y"], 5.5, keep_sent=True)
+    assert script.startswith("BEGIN; SET LOCAL synchronous_commit = off;")
+    assert script.endswith("; COMMIT")
+    assert "$q$ab12$q$" in script and "$qq$x$q$y$qq$" in script
+    deleting = mark_dispatched(["ab12"], 5.5, keep_sent=False)
+    assert deleting.count("DELETE FROM") == 2
