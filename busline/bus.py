@@ -115,14 +115,7 @@ class Bus(HandlerDeclarations, Emitting):
         sends: Sequence[type[Message]] = (),
         publishes: Sequence[type[Message]] = (),
     ) -> None:
-        if not service or not service.strip():
-            raise ValueError("service must be a non-empty name")
-        if prefetch < 1:
-            raise ValueError("prefetch must be at least 1")
-        if queue_type not in ("quorum", "classic"):
-            raise ValueError("queue_type must be 'quorum' or 'classic'")
-        if store_settings is not None and store is None:
-            raise ValueError("store_settings= needs a store= URL")
+        _check_arguments(service, prefetch, queue_type, store, store_settings)
         self.service = service
         self.url = url
         self.prefetch = prefetch
@@ -147,12 +140,7 @@ class Bus(HandlerDeclarations, Emitting):
         #: What the service itself sends and publishes, outside its handlers (declared links).
         self.links = ServiceLinks(service, sent, published)
         #: The per-handler options the decorators accept: busline's own and the middleware's.
-        self.handler_options: dict[str, OptionCheck] = {
-            **RetryMiddleware.handler_options,
-            **TRACING_HANDLER_OPTIONS,
-        }
-        for mw in self.middleware:
-            self.handler_options.update(mw.handler_options)
+        self.handler_options = _handler_options(self.middleware)
         self._lifecycle = Lifecycle(service)
         self._factory = MessageFactory(self._lifecycle, self.clock, max_message_size)
         self._publisher = Publisher(service)
@@ -295,3 +283,32 @@ class Bus(HandlerDeclarations, Emitting):
             self.registry.add(spec)
         self.sagas.append(saga)
         self._saga_runners.append(runner)
+
+
+def _check_arguments(
+    service: str,
+    prefetch: int,
+    queue_type: str,
+    store: str | None,
+    store_settings: StoreSettings | None,
+) -> None:
+    """Refuse constructor arguments that cannot work, each with what to do instead."""
+    if not service or not service.strip():
+        raise ValueError("service must be a non-empty name")
+    if prefetch < 1:
+        raise ValueError("prefetch must be at least 1")
+    if queue_type not in ("quorum", "classic"):
+        raise ValueError("queue_type must be 'quorum' or 'classic'")
+    if store_settings is not None and store is None:
+        raise ValueError("store_settings= needs a store= URL")
+
+
+def _handler_options(middleware: Sequence[Middleware]) -> dict[str, OptionCheck]:
+    """Every per-handler option a bus understands: busline's own and its middleware's."""
+    options: dict[str, OptionCheck] = {
+        **RetryMiddleware.handler_options,
+        **TRACING_HANDLER_OPTIONS,
+    }
+    for mw in middleware:
+        options.update(mw.handler_options)
+    return options

@@ -51,10 +51,12 @@ class _MessageIds:
         os.register_at_fork(after_in_child=self.reseed)
 
     def reseed(self) -> None:
+        """Draw a new random prefix and counter start (at start, and in a forked child)."""
         self._prefix = secrets.token_hex(8)
         self._counter = itertools.count(secrets.randbits(48))
 
     def next(self) -> str:
+        """The next id."""
         return f"{self._prefix}{next(self._counter):016x}"
 
 
