@@ -1,4 +1,5 @@
-"""The RabbitMQ error-queue admin (aiormq) and the transport's background tasks, on the broker."""
+"""The RabbitMQ error-queue admin (busline's AMQP client) and the transport's background tasks, on
+the broker."""
 
 from __future__ import annotations
 

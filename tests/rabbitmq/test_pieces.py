@@ -27,17 +27,15 @@ MULTIPLE, SINGLE, NACK = 2, 1, 0
 
 
 class RecordingChannel:
-    """Stands in for an aiormq channel: records the ack frames it is asked to send."""
+    """Stands in for an AMQP channel: records the ack frames it is asked to send."""
 
     def __init__(self) -> None:
         self.frames: list[tuple[str, int, bool]] = []
 
-    async def basic_ack(self, tag: int, multiple: bool = False, wait: bool = True) -> None:
+    def ack(self, tag: int, multiple: bool = False) -> None:
         self.frames.append(("ack", tag, multiple))
 
-    async def basic_nack(
-        self, tag: int, multiple: bool = False, requeue: bool = True, wait: bool = True
-    ) -> None:
+    def nack(self, tag: int, multiple: bool = False, requeue: bool = True) -> None:
         self.frames.append(("nack", tag, requeue))
 
 
@@ -250,8 +248,8 @@ def test_delay_levels_dead_letter_home_safely():
 
 
 def _decode_header(properties: Basic.Properties, body_size: int = 0) -> ContentHeader:
-    """Encode a content header the way aiormq does (pamqp's frame encoder, which calls the
-    properties' ``marshal()``), then decode it with pamqp."""
+    """Encode a content header with pamqp's frame encoder (which calls the properties'
+    ``marshal()``, as the AMQP client does), then decode it with pamqp."""
     payload = pamqp.frame.marshal(ContentHeader(0, body_size, properties), 7)
     _consumed, _channel, frame = pamqp.frame.unmarshal(payload)
     assert isinstance(frame, ContentHeader)

@@ -146,7 +146,7 @@ async def test_a_burst_of_concurrent_sends_is_pipelined_and_all_confirmed(amqp_u
         handled.add(cmd.order_id)
 
     async with bus:
-        # Far more than aiormq's write queue holds: publishers wait for room in order.
+        # Far more than the prefetch and the publish window: every one pipelined and confirmed.
         ids = [str(i) for i in range(3000)]
         await asyncio.wait_for(
             asyncio.gather(*(bus.send(PlaceOrder(order_id=i, amount=1.0)) for i in ids)), 60

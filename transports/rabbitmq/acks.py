@@ -14,8 +14,7 @@ import asyncio
 import logging
 from collections import deque
 
-import aiormq
-from aiormq.abc import AbstractChannel
+from . import amqp
 
 log = logging.getLogger("busline.rabbitmq")
 
@@ -24,8 +23,7 @@ _NACK, _SINGLE, _MULTIPLE = 0, 1, 2
 
 #: Errors meaning the channel is gone: its deliveries come back from the broker anyway.
 CHANNEL_GONE: tuple[type[BaseException], ...] = (
-    aiormq.AMQPError,
-    aiormq.ChannelInvalidStateError,
+    amqp.AMQPError,
     ConnectionError,
     RuntimeError,
 )
@@ -47,7 +45,7 @@ class AckTracker:
         "name",
     )
 
-    def __init__(self, channel: AbstractChannel, prefetch: int, name: str) -> None:
+    def __init__(self, channel: amqp.Channel, prefetch: int, name: str) -> None:
         self._channel = channel
         self.name = name
         #: Tags the broker counts as unacknowledged, oldest first (at most ``prefetch`` or so:
@@ -126,13 +124,13 @@ class AckTracker:
             while True:
                 await wake.wait()
                 wake.clear()
-                # The write queue is FIFO: nacks, then acks, reach the broker in this order, so
-                # a requeued tag is never swallowed by a later multiple ack.
+                # Frames leave in the order written: nacks, then acks, so a requeued tag is
+                # never swallowed by a later multiple ack.
                 for tag, kind in self.take_frames(final=self._stopping):
                     if kind == _NACK:
-                        await channel.basic_nack(tag, multiple=False, requeue=True, wait=False)
+                        channel.nack(tag, multiple=False, requeue=True)
                     else:
-                        await channel.basic_ack(tag, multiple=kind == _MULTIPLE, wait=False)
+                        channel.ack(tag, multiple=kind == _MULTIPLE)
                 if self._stopping and not wake.is_set():
                     return
         except CHANNEL_GONE as exc:

@@ -7,8 +7,7 @@ import random
 import ssl
 from collections.abc import Mapping
 from typing import Any
-
-from yarl import URL
+from urllib.parse import parse_qs, unquote, urlsplit
 
 from busline.urls import mask_url
 
@@ -28,7 +27,7 @@ class ConnectionConfig:
 
     For ``amqps://`` without an ``ssl_context`` option, a verifying default context is built;
     the query parameters ``cafile``, ``capath``, ``certfile``, ``keyfile`` and
-    ``no_verify_ssl=1`` adjust it, as with aiormq.
+    ``no_verify_ssl=1`` adjust it.
     """
 
     __slots__ = (
@@ -52,11 +51,11 @@ class ConnectionConfig:
     connection_name: str
     reconnect_delay: float
     reconnect_max_delay: float
-    url: URL
+    url: str
     ssl_context: ssl.SSLContext | None
 
     def __init__(self, url: str, service: str, options: Mapping[str, Any]) -> None:
-        parsed = URL(url)
+        parsed = urlsplit(url)
         scheme = parsed.scheme.lower()
         if scheme not in ("amqp", "amqps"):
             raise ValueError(f"not an AMQP URL: {mask_url(url)!r}")
@@ -64,10 +63,12 @@ class ConnectionConfig:
         self.masked = mask_url(url)
         #: The password (decoded and as written), kept only to scrub it from other libraries'
         #: error messages. Very short ones are not scrubbed: they would mangle every message.
-        found = {p for p in (parsed.password, parsed.raw_password) if p and len(p) >= 3}
+        raw = parsed.password
+        found = {p for p in (raw and unquote(raw), raw) if p and len(p) >= 3}
         self.secrets = tuple(sorted(found, key=len, reverse=True))
         self.tls = scheme == "amqps"
-        heartbeat = options.get("heartbeat", parsed.query.get("heartbeat", DEFAULT_HEARTBEAT))
+        query = {key: values[-1] for key, values in parse_qs(parsed.query).items()}
+        heartbeat = options.get("heartbeat", query.get("heartbeat", DEFAULT_HEARTBEAT))
         self.heartbeat = int(heartbeat)
         self.connect_timeout = float(options.get("connect_timeout", DEFAULT_CONNECT_TIMEOUT))
         self.connection_name = str(options.get("connection_name", f"busline {service}"))
@@ -75,15 +76,15 @@ class ConnectionConfig:
         self.reconnect_max_delay = float(
             options.get("reconnect_max_delay", DEFAULT_RECONNECT_MAX_DELAY)
         )
-        # aiormq reads the heartbeat from the query string; everything else it would read there
-        # (TLS files) is handled here so that one place decides what the TLS context is.
-        self.url = parsed.update_query(heartbeat=str(self.heartbeat))
+        #: The URL as given (the client reads host, port, credentials and vhost from it; the
+        #: heartbeat and TLS context are decided here, from the options and the query string).
+        self.url = url
         self.ssl_context = None
         if self.tls:
             given = options.get("ssl_context")
             if given is not None and not isinstance(given, ssl.SSLContext):
                 raise TypeError("transport option 'ssl_context' must be an ssl.SSLContext")
-            self.ssl_context = given or _context_from_query(parsed)
+            self.ssl_context = given or _context_from_query(query)
 
     def __repr__(self) -> str:
         return f"<ConnectionConfig {self.masked!r}>"
@@ -101,8 +102,7 @@ class ConnectionConfig:
         return ceiling / 2 + random.uniform(0, ceiling / 2)
 
 
-def _context_from_query(url: URL) -> ssl.SSLContext:
-    query = url.query
+def _context_from_query(query: Mapping[str, str]) -> ssl.SSLContext:
     context = ssl.create_default_context(
         ssl.Purpose.SERVER_AUTH, cafile=query.get("cafile"), capath=query.get("capath")
     )

@@ -13,43 +13,19 @@ import logging
 import ssl
 from collections.abc import Awaitable, Callable
 
-import aiormq
-from aiormq.abc import AbstractConnection
-
 from busline.errors import BuslineError
 
+from . import amqp
 from .config import ConnectionConfig
-from .sockets import CoalescingTransportFactory
 
 log = logging.getLogger("busline.rabbitmq")
 
-ConnectedHook = Callable[[AbstractConnection], Awaitable[None]]
+ConnectedHook = Callable[[amqp.Connection], Awaitable[None]]
 LostHook = Callable[[], None]
 
 
 class TransportClosedError(ConnectionError):
     """The transport was closed: no connection will come any more."""
-
-
-class _Connection(aiormq.Connection):
-    """aiormq's connection with room for more frame batches in its write queue.
-
-    aiormq queues at most ``FRAME_BUFFER_SIZE`` (ten) publishes or acks for its writer task. With
-    more publishes in flight than that, the rest wait for room one at a time, each handed the
-    channel's lock in a later event-loop iteration: the writes spread over many iterations and
-    each leaves in a socket write of its own (see :mod:`.sockets`). A deeper queue lets a
-    window of concurrent publishes queue in one iteration; it is still bounded, so a slow socket
-    still pushes back on publishers.
-    """
-
-    FRAME_BUFFER_SIZE = 512
-
-
-#: ``frame_buffer_size`` of the publish and consumer channels: the incoming frames (confirms,
-#: deliveries) aiormq's reader may queue for a channel before it stops reading the socket. At
-#: its default (ten) a window of confirms or a prefetch of deliveries is read in many event-loop
-#: iterations instead of one.
-CHANNEL_FRAME_BUFFER = 512
 
 
 def _is_permanent(exc: BaseException) -> bool:
@@ -59,9 +35,7 @@ def _is_permanent(exc: BaseException) -> bool:
         exc,
         (
             BuslineError,
-            aiormq.AuthenticationError,
-            aiormq.ProbableAuthenticationError,
-            aiormq.ConnectionNotAllowed,
+            amqp.BrokerRefusedError,
             ssl.SSLCertVerificationError,
         ),
     )
@@ -74,8 +48,8 @@ class ConnectionManager:
         self.config = config
         self._on_connected = on_connected
         self._on_lost = on_lost
-        self._connection: AbstractConnection | None = None
-        self._pending: AbstractConnection | None = None
+        self._connection: amqp.Connection | None = None
+        self._pending: amqp.Connection | None = None
         # Set whenever a connection becomes usable, or the manager closed (waiters recheck).
         self._changed = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -92,7 +66,7 @@ class ConnectionManager:
         return "connected" if self.current is not None else "connecting"
 
     @property
-    def current(self) -> AbstractConnection | None:
+    def current(self) -> amqp.Connection | None:
         """The usable connection, or ``None`` while (re)connecting."""
         connection = self._connection
         if connection is None or connection.is_closed:
@@ -121,7 +95,7 @@ class ConnectionManager:
             + f": {detail}"
         ) from None
 
-    async def get(self, deadline: float) -> AbstractConnection:
+    async def get(self, deadline: float) -> amqp.Connection:
         """The current connection, waiting for a reconnect until ``deadline`` (loop time).
 
         Raises :class:`TimeoutError` at the deadline and :class:`TransportClosedError` once
@@ -200,18 +174,17 @@ class ConnectionManager:
                 self.config.scrub(_describe(reason)) if reason else "closed",
             )
 
-    async def _open(self) -> AbstractConnection:
+    async def _open(self) -> amqp.Connection:
         config = self.config
-        connection = _Connection(
+        connection = await amqp.connect(
             config.url,
-            context=config.ssl_context,
-            transport_factory=CoalescingTransportFactory(config.tls),
-            client_properties={"connection_name": config.connection_name},
+            ssl_context=config.ssl_context,
+            properties={"connection_name": config.connection_name},
+            heartbeat=config.heartbeat,
+            connect_timeout=config.connect_timeout,
         )
         self._pending = connection
         try:
-            async with asyncio.timeout(config.connect_timeout):
-                await connection.connect()
             # Channels, topology and consumers come back before anyone sees the connection, so
             # a send after a reconnect never races a half-restored topology.
             async with asyncio.timeout(config.connect_timeout * 3):
@@ -229,15 +202,9 @@ class ConnectionManager:
         return connection
 
 
-async def _wait_closed(connection: AbstractConnection) -> BaseException | None:
+async def _wait_closed(connection: amqp.Connection) -> BaseException | None:
     """Wait until ``connection`` closes; return why (``None`` for a clean close)."""
-    closing = connection.closing
-    # asyncio.wait instead of awaiting the future: aiormq fails it with CancelledError on a
-    # normal close, which must not look like this task being cancelled.
-    await asyncio.wait({closing})
-    if closing.cancelled():
-        return None
-    return closing.exception()
+    return await asyncio.shield(connection.closed)
 
 
 def _describe(exc: BaseException | None) -> str:

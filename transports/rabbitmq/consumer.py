@@ -1,10 +1,12 @@
 """A subscription: one channel, prefetch, a consumer on one queue, resumed after reconnects.
 
 Each subscription gets a channel of its own, so its prefetch window and its delivery tags are its
-own, and a problem on one queue never stalls another. Deliveries come through aiormq's public
-``basic_consume``, which runs the callback in a task of its own per delivery; the callback does
-not await anything before handing the delivery on, so the tasks start, and deliveries reach the
-bus, in the order the broker sent them.
+own, and a problem on one queue never stalls another. The client hands every delivery to
+:meth:`ConsumerChannel.on_message` synchronously, as its frames are read: no task per delivery,
+and deliveries reach the bus in the order the broker sent them.
+
+A delivery whose properties did not decode (e.g. a ``type`` that is not UTF-8) never reaches the
+bus: it is parked in the error queue with the reason, and the messages behind it carry on.
 """
 
 from __future__ import annotations
@@ -13,17 +15,15 @@ import asyncio
 import logging
 import uuid
 from collections.abc import Callable
-from typing import Any, cast
-
-from aiormq.abc import AbstractChannel, AbstractConnection, DeliveredMessage
-from pamqp.commands import Basic
+from typing import Any
 
 from busline.envelope import Envelope, new_message_id
 from busline.transport import ConsumerSpec, DeliveryCallback
 
+from . import amqp
 from .acks import CHANNEL_GONE, AckTracker
-from .connection import CHANNEL_FRAME_BUFFER
 from .delivery import DeliveryChannel, RabbitMQDelivery, Republisher
+from .parking import Park
 from .tasks import BackgroundTasks
 from .topology import Topology, TopologyError
 from .wire import envelope_from
@@ -36,43 +36,42 @@ _CANCEL_FAILURES: tuple[type[BaseException], ...] = (TimeoutError, *CHANNEL_GONE
 class ConsumerChannel(DeliveryChannel):
     """One channel's consumer: turns AMQP deliveries into :class:`RabbitMQDelivery` objects."""
 
-    __slots__ = ("_on_delivery", "channel")
+    __slots__ = ("_on_delivery", "_park", "channel")
 
     def __init__(
         self,
         queue: str,
-        channel: AbstractChannel,
+        channel: amqp.Channel,
         prefetch: int,
         on_delivery: DeliveryCallback,
         republisher: Republisher,
+        park: Park,
     ) -> None:
         super().__init__(queue, AckTracker(channel, prefetch, queue), republisher)
         self.channel = channel
         self._on_delivery = on_delivery
+        self._park = park
 
-    def on_message(self, message: DeliveredMessage) -> None:
-        """Called for every delivery on the channel, in order."""
-        frame = cast(Basic.Deliver, message.delivery)
-        tag = cast(int, frame.delivery_tag)
+    def on_message(self, message: amqp.Delivery) -> None:
+        """Called by the client for every delivery on the channel, in order."""
+        tag = message.delivery_tag
         self.acks.delivered(tag)
-        properties: Basic.Properties = message.header.properties
+        properties = message.properties
         try:
             envelope = envelope_from(message.body, properties)
         except Exception:  # the mapping is lenient; this is a last line of defence
             log.exception("%s: unreadable properties on delivery %d", self.queue, tag)
             message_id = new_message_id()
             envelope = Envelope(message_id, "", message.body, message_id, message_id)
-        delivery = RabbitMQDelivery(self, tag, envelope, properties, bool(frame.redelivered))
+        delivery = RabbitMQDelivery(self, tag, envelope, properties, message.redelivered)
+        if message.header_error is not None:
+            self._park(delivery, message.header_error)
+            return
         try:
             self._on_delivery(delivery)
         except Exception:
             log.exception("%s: delivery callback failed; message %d requeued", self.queue, tag)
             self.acks.requeue(tag)
-
-    async def on_message_task(self, message: DeliveredMessage) -> None:
-        """:meth:`on_message` as the coroutine ``basic_consume`` wants (it awaits nothing, so
-        deliveries are handled in the order their tasks were started: the broker's)."""
-        self.on_message(message)
 
     async def close(self) -> None:
         """Send the acks still due, then close the channel (unacked messages go back)."""
@@ -93,8 +92,9 @@ class RabbitMQSubscription:
         on_delivery: DeliveryCallback,
         topology: Topology,
         republisher: Republisher,
-        current_connection: Callable[[], AbstractConnection | None],
+        current_connection: Callable[[], amqp.Connection | None],
         background: BackgroundTasks,
+        park: Park,
     ) -> None:
         self.spec = spec
         self._on_delivery = on_delivery
@@ -102,8 +102,9 @@ class RabbitMQSubscription:
         self._republisher = republisher
         self._current_connection = current_connection
         self._background = background
+        self._park = park
         self._consumer: ConsumerChannel | None = None
-        self._connection: AbstractConnection | None = None
+        self._connection: amqp.Connection | None = None
         self._lock = asyncio.Lock()
         self._recovery: asyncio.Task[None] | None = None
         self._tag = f"busline.{spec.queue}.{uuid.uuid4().hex[:12]}"
@@ -114,7 +115,7 @@ class RabbitMQSubscription:
         state = "consuming" if self._consumer is not None else "waiting"
         return f"<RabbitMQSubscription {self.spec.queue!r} {state if self.active else 'cancelled'}>"
 
-    async def attach(self, connection: AbstractConnection) -> None:
+    async def attach(self, connection: amqp.Connection) -> None:
         """Declare the queue and bindings and consume on a new channel of ``connection``
         (a no-op if already consuming on it)."""
         async with self._lock:
@@ -129,18 +130,19 @@ class RabbitMQSubscription:
             for exchange in spec.bindings:
                 await self._topology.exchange(exchange)
                 await self._topology.binding(spec.queue, exchange)
-            channel = await connection.channel(
-                publisher_confirms=False, frame_buffer_size=CHANNEL_FRAME_BUFFER
-            )
+            channel = await connection.channel()
             consumer = ConsumerChannel(
-                spec.queue, channel, spec.prefetch, self._on_delivery, self._republisher
+                spec.queue,
+                channel,
+                spec.prefetch,
+                self._on_delivery,
+                self._republisher,
+                self._park,
             )
             try:
                 await channel.basic_qos(prefetch_count=spec.prefetch)
                 consumer.acks.start()
-                await channel.basic_consume(
-                    spec.queue, consumer.on_message_task, consumer_tag=self._tag
-                )
+                await channel.basic_consume(spec.queue, consumer.on_message, consumer_tag=self._tag)
             except BaseException:
                 consumer.acks.kill()
                 if not channel.is_closed:
@@ -148,8 +150,8 @@ class RabbitMQSubscription:
                 raise
             self._retire()
             self._consumer, self._connection = consumer, connection
-            channel.closing.add_done_callback(lambda _: self._channel_closed(consumer))
-            channel.on_consumer_cancel_callbacks.add(lambda _: self._broker_cancelled(consumer))
+            channel.closed.add_done_callback(lambda _: self._channel_closed(consumer))
+            channel.on_cancel.append(lambda _: self._broker_cancelled(consumer))
             log.debug("consuming %s (prefetch %d)", spec.queue, spec.prefetch)
 
     def detach(self) -> None:

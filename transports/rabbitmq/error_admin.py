@@ -1,6 +1,7 @@
 """The error queue of a RabbitMQ broker, for ``busline errors`` and :mod:`busline.errorqueue`.
 
-An operator's tool, not a hot path, on aiormq like the transport (one AMQP client, not two).
+An operator's tool, not a hot path, on busline's AMQP client like the transport (one client, not
+two).
 Browsing takes the messages unacknowledged (``basic.get``) and returns them by closing the
 channel; replay publishes each chosen message to its original queue and acks its error copy only
 after the broker confirmed the publish, so a crash in between can duplicate a message but never
@@ -10,26 +11,24 @@ error copy and is left out of the ids returned.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import asynccontextmanager
-from typing import Any, cast
+from typing import Any
 
-import aiormq
-from aiormq.abc import AbstractChannel, AbstractConnection, DeliveredMessage
 from pamqp.commands import Basic
 
 from busline.errorqueue import ParkedMessage, replay_headers, select
 from busline.urls import mask_url
 
+from . import amqp
 from .wire import PERSISTENT, wire_table
 
 log = logging.getLogger("busline.rabbitmq")
 
 
-def _parked(message: DeliveredMessage) -> ParkedMessage:
-    properties: Basic.Properties = message.header.properties
+def _parked(message: amqp.Delivery) -> ParkedMessage:
+    properties = message.properties
     headers: dict[str, Any] = {
         k: v.decode() if isinstance(v, bytes) else v for k, v in (properties.headers or {}).items()
     }
@@ -57,7 +56,7 @@ def _replay_properties(
 class RabbitMQErrorQueue:
     """Browse, replay and purge a RabbitMQ error queue."""
 
-    def __init__(self, connection: AbstractConnection, error_queue: str) -> None:
+    def __init__(self, connection: amqp.Connection, error_queue: str) -> None:
         self._connection = connection
         self._error_queue = error_queue
 
@@ -65,7 +64,7 @@ class RabbitMQErrorQueue:
     async def open(cls, url: str, error_queue: str) -> RabbitMQErrorQueue:
         """Connect to the broker at ``url``."""
         try:
-            connection = await aiormq.connect(url)
+            connection = await amqp.connect(url)
         except Exception as exc:
             raise ConnectionError(
                 f"cannot connect to {mask_url(url)}: {type(exc).__name__}"
@@ -73,25 +72,23 @@ class RabbitMQErrorQueue:
         return cls(connection, error_queue)
 
     @asynccontextmanager
-    async def _channel(self, confirms: bool = False) -> AsyncIterator[AbstractChannel]:
+    async def _channel(self, confirms: bool = False) -> AsyncIterator[amqp.Channel]:
         """A channel on which the error queue exists, closed afterwards (which returns
         whatever was taken and not acked to the queue)."""
-        channel = await self._connection.channel(publisher_confirms=confirms, on_return_raises=True)
+        channel = await self._connection.channel(confirms=confirms)
         try:
             # Passive: a missing error queue is an error here, not something to create.
             await channel.queue_declare(self._error_queue, passive=True)
             yield channel
         finally:
             if not channel.is_closed:
-                await asyncio.wait_for(channel.close(), 10)
+                await channel.close(grace=10)
 
-    async def _take_all(
-        self, channel: AbstractChannel, limit: int | None
-    ) -> list[DeliveredMessage]:
-        taken: list[DeliveredMessage] = []
+    async def _take_all(self, channel: amqp.Channel, limit: int | None) -> list[amqp.Delivery]:
+        taken: list[amqp.Delivery] = []
         while limit is None or len(taken) < limit:
             message = await channel.basic_get(self._error_queue, no_ack=False)
-            if isinstance(message.delivery, Basic.GetEmpty):
+            if message is None:
                 break
             taken.append(message)
         return taken
@@ -113,13 +110,14 @@ class RabbitMQErrorQueue:
                     continue
                 try:
                     # Returns once confirmed (a confirm channel), before the error copy is acked.
-                    await channel.basic_publish(
+                    await channel.publish(
                         message.body,
-                        routing_key=parked.original_queue,
-                        properties=_replay_properties(message.header.properties, parked.headers),
+                        "",
+                        parked.original_queue,
+                        _replay_properties(message.properties, parked.headers),
                         mandatory=True,
                     )
-                except aiormq.PublishError:
+                except amqp.UnroutableError:
                     log.warning(
                         "%s: not replayed, queue %r does not exist; it stays in %s",
                         parked.message_id,
@@ -127,16 +125,14 @@ class RabbitMQErrorQueue:
                         self._error_queue,
                     )
                     continue
-                tag = cast(int, cast(Basic.GetOk, message.delivery).delivery_tag)
-                await channel.basic_ack(tag)
+                channel.ack(message.delivery_tag)
                 replayed.append(parked.message_id)
         return replayed
 
     async def purge(self) -> int:
         """Delete every parked message; return how many."""
         async with self._channel() as channel:
-            result = await channel.queue_purge(self._error_queue)
-            return int(result.message_count or 0)
+            return await channel.queue_purge(self._error_queue)
 
     async def close(self) -> None:
         """Close the connection."""

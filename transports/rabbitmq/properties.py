@@ -1,12 +1,12 @@
 """Content properties that encode themselves quickly, through pamqp's public ``marshal()``.
 
-aiormq's ``basic_publish`` takes a pamqp :class:`Basic.Properties` and pamqp encodes it when the
+The AMQP client (:mod:`.amqp`) takes a pamqp :class:`Basic.Properties` and encodes it when the
 frame is written by calling its ``marshal()`` method. pamqp's own ``marshal()`` is generic: it
 walks all fourteen properties by name and picks an encoder for each value at run time, which
 was about a third of the publishing CPU in the profile. :class:`FastProperties` is an ordinary
 ``Basic.Properties`` (every attribute set, validated by pamqp, equal to pamqp's object) whose
-``marshal()`` does the same job with a few ``struct`` calls. Only the method is overridden: if a
-pamqp release stopped calling it, the output would still be right, only slower. Header values
+``marshal()`` does the same job with a few ``struct`` calls. Only the method is overridden, so
+the object stays a complete, validated pamqp ``Basic.Properties``. Header values
 other than text go through pamqp's own table encoder, so the bytes decode identically
 (tests/rabbitmq/test_pieces.py checks with pamqp's decoder).
 """

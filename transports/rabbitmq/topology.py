@@ -16,20 +16,19 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import aiormq
-from aiormq.abc import AbstractChannel, AbstractConnection
-
 from busline.errors import PublishError
 from busline.transport import QueueType
+
+from . import amqp
 
 log = logging.getLogger("busline.rabbitmq")
 
 #: Channel errors that mean "the broker will not accept this declaration": retrying won't help.
 _REFUSALS = (
-    aiormq.ChannelPreconditionFailed,
-    aiormq.ChannelAccessRefused,
-    aiormq.ChannelNotFoundEntity,
-    aiormq.ChannelLockedResource,
+    amqp.PreconditionFailedError,
+    amqp.AccessRefusedError,
+    amqp.NotFoundError,
+    amqp.ResourceLockedError,
 )
 
 Key = tuple[str, ...]
@@ -58,12 +57,12 @@ class Topology:
         self.queue_type = queue_type
         self.queue_args = queue_arguments(queue_type)
         self._timeout = timeout
-        self._connection: AbstractConnection | None = None
-        self._channel: AbstractChannel | None = None
+        self._connection: amqp.Connection | None = None
+        self._channel: amqp.Channel | None = None
         self._channel_lock = asyncio.Lock()
         self._declared: dict[Key, asyncio.Future[None]] = {}
 
-    def attach(self, connection: AbstractConnection | None) -> None:
+    def attach(self, connection: amqp.Connection | None) -> None:
         """Use ``connection`` from now on (``None``: it was lost); forget past declarations."""
         self._connection = connection
         self._channel = None
@@ -119,7 +118,7 @@ class Topology:
         )
 
     async def _ensure(
-        self, key: Key, what: str, declare: Callable[[AbstractChannel], Awaitable[Any]]
+        self, key: Key, what: str, declare: Callable[[amqp.Channel], Awaitable[Any]]
     ) -> None:
         future = self._declared.get(key)
         if future is None:
@@ -131,9 +130,7 @@ class Topology:
             future.add_done_callback(lambda f: _forget_failed(declared, key, f))
         await asyncio.shield(future)
 
-    async def _declare(
-        self, what: str, declare: Callable[[AbstractChannel], Awaitable[Any]]
-    ) -> None:
+    async def _declare(self, what: str, declare: Callable[[amqp.Channel], Awaitable[Any]]) -> None:
         try:
             async with asyncio.timeout(self._timeout):
                 channel = await self._get_channel()
@@ -142,14 +139,14 @@ class Topology:
             raise TopologyError(f"RabbitMQ refused to declare {what}: {exc}") from exc
         log.debug("declared %s", what)
 
-    async def _get_channel(self) -> AbstractChannel:
+    async def _get_channel(self) -> amqp.Channel:
         async with self._channel_lock:
             channel = self._channel
             if channel is None or channel.is_closed:
                 connection = self._connection
                 if connection is None or connection.is_closed:
-                    raise aiormq.AMQPConnectionError("not connected")
-                channel = self._channel = await connection.channel(publisher_confirms=False)
+                    raise amqp.ConnectionClosedError("not connected")
+                channel = self._channel = await connection.channel()
             return channel
 
 

@@ -6,17 +6,18 @@ import asyncio
 import logging
 from functools import partial
 
-from aiormq.abc import AbstractConnection
 from pamqp.commands import Basic
 
 from busline.envelope import Envelope
 from busline.transport import ConsumerSpec, DeliveryCallback, TransportSettings
 
+from . import amqp
 from .acks import CHANNEL_GONE
 from .config import ConnectionConfig
 from .connection import ConnectionManager
 from .consumer import RabbitMQSubscription
 from .delays import Delays
+from .parking import Parker
 from .properties import fast
 from .publisher import Publisher
 from .tasks import BackgroundTasks
@@ -49,6 +50,7 @@ class RabbitMQTransport:
         self._subscriptions: list[RabbitMQSubscription] = []
         # E.g. closing consumer channels that were replaced: awaited on close.
         self._background = BackgroundTasks()
+        self._park = Parker(settings.service, self._background)
         self._closed = False
 
     def __repr__(self) -> str:
@@ -87,7 +89,7 @@ class RabbitMQTransport:
         await self._publisher.close()
         await self._connections.close()
 
-    async def _on_connected(self, connection: AbstractConnection) -> None:
+    async def _on_connected(self, connection: amqp.Connection) -> None:
         self._topology.attach(connection)
         await self._publisher.attach(connection)
         await self._topology.queue(self.settings.error_queue)
@@ -169,6 +171,7 @@ class RabbitMQTransport:
             self,
             lambda: self._connections.current,
             self._background,
+            self._park,
         )
         # Registered first: if the connection drops while attaching, the reconnect resumes it.
         self._subscriptions.append(subscription)
