@@ -104,7 +104,7 @@ class PostgresStore(saga_postgres.PostgresSagaStore):
                 self.url,
                 min_size=1,
                 max_size=self._pool_size,
-                reset=pg_session.keep_session,
+                **pg_session.POOL_OPTIONS,
             )
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, ValueError) as exc:
             raise StoreError(
