@@ -1,9 +1,9 @@
 """Assembling a bus's parts when it starts: each handler's consume chain, and the telemetry.
 
 The composition root (:mod:`busline.bus`) decides what exists; this module knows the order the
-layers go in. A consumer's chain, outermost first: tracing (when on), the consumer's verdict,
-sending after success, retries, the handler kind's own stages (a saga's conflict retries), the
-store transaction, the user's middleware, the handler.
+layers go in. A consumer's chain, outermost first: tracing (when on), the consumer's verdict
+(with the sending of the handler's messages once it succeeded), retries, the handler kind's own
+stages (a saga's conflict retries), the store transaction, the user's middleware, the handler.
 """
 
 from __future__ import annotations
@@ -42,12 +42,12 @@ def build_consumer(
     clock: Clock,
 ) -> Consumer:
     """A handler's consumer with its chain composed once (see the module's order)."""
-    inner: list[Middleware] = [SendAfterSuccess(publisher, storage, retry), RetryMiddleware(retry)]
-    inner.extend(spec.stages)
+    inner: list[Middleware] = [RetryMiddleware(retry), *spec.stages]
     if storage is not None:
         inner.append(StoreMiddleware(storage))
     chain = compose_consume([*inner, *middleware], handler_call(spec))
-    return Consumer(spec, outer, chain, services, prefetch, max_message_size, clock)
+    sender = SendAfterSuccess(publisher, storage, retry)
+    return Consumer(spec, outer, chain, sender, services, prefetch, max_message_size, clock)
 
 
 def retry_window(default: RetryPolicy, handlers: Sequence[HandlerSpec]) -> float:

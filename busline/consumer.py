@@ -21,6 +21,7 @@ from busline.middleware import ConsumeNext, Middleware, compose_consume
 from busline.outcomes import Outcome, OutcomeKind
 from busline.registry import HandlerSpec
 from busline.retries import RetryLater
+from busline.sending import SendAfterSuccess
 from busline.settling import Settler
 from busline.transport import ConsumerSpec, Delivery, Subscription, Transport
 from busline.workqueue import WorkQueue
@@ -36,6 +37,7 @@ class Consumer:
         outer: Middleware that wraps the verdict (tracing): it sees outcomes while its scope is
             open, through ``on_outcome``.
         inner: The rest of the chain, down to the handler; what it raises is the verdict.
+        sender: Sends what the handler left in ``ctx.outgoing`` once it succeeded.
         services: What contexts share (message factory, outcome observers, ...).
         prefetch: Messages in flight (and workers).
         max_message_size: Larger bodies go to the error queue unread.
@@ -47,6 +49,7 @@ class Consumer:
         spec: HandlerSpec,
         outer: Sequence[Middleware],
         inner: ConsumeNext,
+        sender: SendAfterSuccess,
         services: HandlerServices,
         prefetch: int,
         max_message_size: int,
@@ -55,6 +58,7 @@ class Consumer:
         self.spec = spec
         self._wire_name = spec.wire_name  # read per delivery; a property call saved each time
         self._inner = inner
+        self._send = sender.send
         self._chain = compose_consume(outer, self._decide)
         self._services = services
         self.prefetch = prefetch
@@ -115,7 +119,17 @@ class Consumer:
             outcome = await self._handle(delivery)
         except Exception as exc:
             outcome = self._refuse(delivery, FailureReason.INTERNAL, exc)
-        await self._settler.settle(delivery, outcome)
+        if outcome is not None:
+            await self._settler.settle(delivery, outcome)
+            return
+        try:  # the common case, without a call layer: every message pays for this one
+            await delivery.ack()
+        except Exception:
+            log.exception(
+                "%s: could not acknowledge message %s; left unsettled so the broker redelivers it",
+                self.spec.queue,
+                delivery.envelope.message_id,
+            )
 
     async def _handle(self, delivery: Delivery) -> Outcome | None:
         """The outcome of ``delivery``: ``None`` to ack it, else how to settle it."""
@@ -154,6 +168,8 @@ class Consumer:
         raises into the outcome (reported while the outer scopes are still open)."""
         try:
             await self._inner(ctx)
+            if ctx.outgoing:
+                await self._send(ctx)
         except RetryLater as retry:
             ctx.outcome = Outcome(
                 OutcomeKind.DEFERRED,

@@ -33,6 +33,7 @@ middleware bug cannot lose a message: every delivery is settled exactly once.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -100,21 +101,13 @@ def outcomes_of(middlewares: Sequence[Middleware]) -> Outcomes:
 
 
 def _bind_consume(mw: Middleware, call_next: ConsumeNext) -> ConsumeNext:
-    hook = mw.on_consume
-
-    async def layer(ctx: Context) -> None:
-        await hook(ctx, call_next)
-
-    return layer
+    # A partial, not a wrapping coroutine: calling it makes the hook's own coroutine, so each
+    # layer costs one frame per message instead of two.
+    return functools.partial(mw.on_consume, call_next=call_next)
 
 
 def _bind_publish(mw: Middleware, call_next: PublishNext) -> PublishNext:
-    hook = mw.on_publish
-
-    async def layer(out: OutgoingMessage) -> None:
-        await hook(out, call_next)
-
-    return layer
+    return functools.partial(mw.on_publish, call_next=call_next)
 
 
 __all__ = [

@@ -1,6 +1,7 @@
 """Sending a handler's messages once it succeeded: the last step before the acknowledgement.
 
-It sits outside the retry middleware, so it runs once, after the attempt that succeeded:
+The consumer calls it inside the outer middleware (tracing: the sends are children of the
+process span) and outside the retries, so it runs once, after the attempt that succeeded:
 
 * with a store, the messages were committed to the outbox (``ctx.committed``): they are sent in
   order and marked dispatched; what cannot be sent is left to the relay, and the incoming message
@@ -13,14 +14,13 @@ It sits outside the retry middleware, so it runs once, after the attempt that su
 from __future__ import annotations
 
 from busline.context import Context
-from busline.middleware import ConsumeNext, Middleware
 from busline.publishing import Publisher
 from busline.retries import RetryPolicy, delayed_retry, policy_for
 from busline.storage import StoreRuntime
 
 
-class SendAfterSuccess(Middleware):
-    """Sends ``ctx.outgoing`` after the rest of the chain returned.
+class SendAfterSuccess:
+    """Sends ``ctx.outgoing`` once the handler (with its retries) succeeded.
 
     Args:
         publisher: The bus's publish chain.
@@ -35,12 +35,11 @@ class SendAfterSuccess(Middleware):
         self._storage = storage
         self._default_retry = default_retry
 
-    async def on_consume(self, ctx: Context, call_next: ConsumeNext) -> None:
-        """Run the handler (with its retries), then send what it left in ``ctx.outgoing``."""
-        await call_next(ctx)
+    async def send(self, ctx: Context) -> None:
+        """Send what the handler left in ``ctx.outgoing`` (not empty); raise
+        :class:`~busline.retries.RetryLater` (or the failure, once the delayed rounds are used
+        up) when messages of a handler without a store could not be sent."""
         outgoing = ctx.outgoing
-        if not outgoing:
-            return
         if ctx.committed is not None and self._storage is not None:
             await self._storage.dispatch_committed(ctx.committed, outgoing)
             return
