@@ -22,7 +22,7 @@ from busline.context import HandlerServices
 from busline.declarations import HandlerDeclarations, check_links
 from busline.emitting import Emitting
 from busline.errors import BusNotRunningError, RegistrationError
-from busline.lifecycle import Lifecycle, run_until_signalled
+from busline.lifecycle import RUNNING, Lifecycle, run_until_signalled
 from busline.messages import Message
 from busline.middleware import Middleware, OptionCheck, outcomes_of, overrides
 from busline.outgoing import MessageFactory
@@ -205,7 +205,7 @@ class Bus(HandlerDeclarations, Emitting):
         except BaseException:
             await self._shutdown()
             raise
-        self._lifecycle.state = "running"
+        self._lifecycle.state = RUNNING
         log.info("bus %s started on %s", self.service, mask_url(self.url))
 
     def _start_telemetry(self, transport: Transport) -> list[Middleware]:

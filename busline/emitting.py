@@ -42,7 +42,8 @@ class Emitting:
         out = self._factory.create(
             command, MessageKind.COMMAND, None, correlation_id, idempotency_key, headers
         )
-        self.links.check_declared(type(command), MessageKind.COMMAND)
+        if type(command) not in self.links.checked:
+            self.links.check_declared(type(command), MessageKind.COMMAND)
         direct = self._publisher.direct
         if direct is not None:
             await direct.send(out.destination, out.envelope)
@@ -62,7 +63,8 @@ class Emitting:
         out = self._factory.create(
             event, MessageKind.EVENT, None, correlation_id, idempotency_key, headers
         )
-        self.links.check_declared(type(event), MessageKind.EVENT)
+        if type(event) not in self.links.checked:
+            self.links.check_declared(type(event), MessageKind.EVENT)
         direct = self._publisher.direct
         if direct is not None:
             await direct.publish(out.destination, out.envelope)

@@ -6,13 +6,16 @@ import asyncio
 import logging
 import signal
 from contextlib import AbstractAsyncContextManager
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 from busline.errors import BusNotRunningError
 
 log = logging.getLogger("busline")
 
 State = Literal["new", "starting", "running", "stopping", "stopped"]
+
+#: The state a bus spends its life in (compared by identity on the hot path).
+RUNNING: Final[State] = "running"
 
 #: States in which messages may be built and sent.
 _OPEN: frozenset[State] = frozenset({"starting", "running", "stopping"})

@@ -39,12 +39,14 @@ class HandlerSpec:
     #: ``publishes=``): the links ``busline map`` draws.
     sends: tuple[type[Message], ...] = ()
     publishes: tuple[type[Message], ...] = ()
-    #: Undeclared message types already warned about (one warning per handler and type).
-    warned: set[type[Message]] = field(default_factory=set, compare=False)
+    #: Message types already checked against the declarations (declared, or warned about
+    #: once): a send of one of them costs a set lookup.
+    checked: set[type[Message]] = field(default_factory=set, compare=False)
 
     def check_declared(self, message_type: type[Message], kind: MessageKind) -> None:
         """Warn once if this handler sends (or publishes) a type it did not declare."""
-        warn_undeclared(self.name, self.sends, self.publishes, self.warned, message_type, kind)
+        if message_type not in self.checked:
+            warn_undeclared(self.name, self.sends, self.publishes, self.checked, message_type, kind)
 
     @property
     def wire_name(self) -> str:
@@ -60,34 +62,37 @@ class ServiceLinks:
     service: str
     sends: tuple[type[Message], ...] = ()
     publishes: tuple[type[Message], ...] = ()
-    warned: set[type[Message]] = field(default_factory=set)
+    #: Message types already checked (declared, or warned about once).
+    checked: set[type[Message]] = field(default_factory=set)
 
     def check_declared(self, message_type: type[Message], kind: MessageKind) -> None:
         """Warn once if the service sends (or publishes) a type it did not declare."""
-        warn_undeclared(
-            f"service {self.service!r}",
-            self.sends,
-            self.publishes,
-            self.warned,
-            message_type,
-            kind,
-        )
+        if message_type not in self.checked:
+            warn_undeclared(
+                f"service {self.service!r}",
+                self.sends,
+                self.publishes,
+                self.checked,
+                message_type,
+                kind,
+            )
 
 
 def warn_undeclared(
     who: str,
     sends: tuple[type[Message], ...],
     publishes: tuple[type[Message], ...],
-    warned: set[type[Message]],
+    checked: set[type[Message]],
     message_type: type[Message],
     kind: MessageKind,
 ) -> None:
     """Log once per ``who`` and type a send or publish its declarations do not list, so that
-    ``busline map`` cannot silently drift from the code."""
+    ``busline map`` cannot silently drift from the code; ``checked`` remembers the type either
+    way, so the next send of it skips the check."""
+    checked.add(message_type)
     declared = sends if kind is MessageKind.COMMAND else publishes
-    if message_type in declared or message_type in warned:
+    if message_type in declared:
         return
-    warned.add(message_type)
     verb = "sends" if kind is MessageKind.COMMAND else "publishes"
     log.warning(
         "%s %s %s without declaring it: add %s=[%s] to its declaration so that "

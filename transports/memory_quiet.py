@@ -49,11 +49,12 @@ class Quiescence:
         queues: The broker's queues by name (the live dict, not a copy).
     """
 
-    __slots__ = ("_queues", "_waiters")
+    __slots__ = ("_queues", "waiters")
 
     def __init__(self, queues: Mapping[str, WatchedQueue]) -> None:
         self._queues = queues
-        self._waiters: list[asyncio.Future[None]] = []
+        #: Futures of join() calls waiting for quiet (empty outside tests).
+        self.waiters: list[asyncio.Future[None]] = []
 
     def is_quiet(self) -> bool:
         """Whether nothing is in flight: see the module's docstring."""
@@ -76,8 +77,8 @@ class Quiescence:
         It sits on the settlement path of every delivery, so with nobody waiting (outside
         tests, always) it costs one truth test and never scans the queues.
         """
-        if self._waiters and self.is_quiet():
-            waiters, self._waiters = self._waiters, []
+        if self.waiters and self.is_quiet():
+            waiters, self.waiters = self.waiters, []
             for waiter in waiters:
                 if not waiter.done():
                     waiter.set_result(None)
@@ -90,10 +91,10 @@ class Quiescence:
         # other tasks may have sent something, and "quiet" must hold when join returns.
         while not self.is_quiet():
             waiter: asyncio.Future[None] = loop.create_future()
-            self._waiters.append(waiter)
+            self.waiters.append(waiter)
             try:
                 await waiter
             finally:
                 # A timed-out (cancelled) wait must not leave its future behind.
-                if waiter in self._waiters:
-                    self._waiters.remove(waiter)
+                if waiter in self.waiters:
+                    self.waiters.remove(waiter)
