@@ -56,7 +56,9 @@ class Bus(HandlerDeclarations, Emitting):
         service: This service's name: the ``app_id`` of what it sends, the prefix of its
             subscriber queues.
         url: Picks the transport: ``memory://`` (optionally ``memory://name``) or
-            ``amqp://user:pass@host:5672/vhost`` / ``amqps://...``.
+            ``amqp://user:pass@host:5672/vhost`` / ``amqps://...``. Several RabbitMQ nodes of
+            a cluster: a list, or the URLs comma-separated; the bus connects to the first that
+            answers and moves to the next when it fails.
         prefetch: Default per-handler concurrency: messages in flight per handler.
         max_message_size: Largest body accepted, in bytes, both when sending and receiving.
         queue_type: ``"quorum"`` (replicated, the default) or ``"classic"`` queues.
@@ -93,7 +95,7 @@ class Bus(HandlerDeclarations, Emitting):
     def __init__(
         self,
         service: str,
-        url: str = "memory://",
+        url: str | Sequence[str] = "memory://",
         *,
         prefetch: int = DEFAULT_PREFETCH,
         max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
@@ -117,7 +119,8 @@ class Bus(HandlerDeclarations, Emitting):
     ) -> None:
         _check_arguments(service, prefetch, queue_type, store, store_settings)
         self.service = service
-        self.url = url
+        #: The transport URL; several broker nodes are joined by commas.
+        self.url = url if isinstance(url, str) else ",".join(url)
         self.prefetch = prefetch
         self.max_message_size = max_message_size
         self.shutdown_timeout = shutdown_timeout

@@ -20,6 +20,10 @@ DEFAULT_RECONNECT_MAX_DELAY = 5.0
 class ConnectionConfig:
     """Everything needed to open a connection, parsed once from the URL and options.
 
+    The URL may name several broker nodes, comma-separated (``amqp://u:p@node1/vh,amqp://u:p@
+    node2/vh``): a connection goes to the first that answers, and a lost one is re-made on the
+    next node that does (:attr:`urls`).
+
     Options (``Bus(transport_options=...)``): ``ssl_context`` (an :class:`ssl.SSLContext` for
     ``amqps://``, replacing the one built from the URL), ``heartbeat`` (seconds, default 30),
     ``connect_timeout`` (seconds per attempt, default 10), ``connection_name`` (shown in the
@@ -41,6 +45,7 @@ class ConnectionConfig:
         "ssl_context",
         "tls",
         "url",
+        "urls",
     )
 
     masked: str
@@ -52,21 +57,29 @@ class ConnectionConfig:
     reconnect_delay: float
     reconnect_max_delay: float
     url: str
+    urls: tuple[str, ...]
     ssl_context: ssl.SSLContext | None
 
     def __init__(self, url: str, service: str, options: Mapping[str, Any]) -> None:
-        parsed = urlsplit(url)
-        scheme = parsed.scheme.lower()
-        if scheme not in ("amqp", "amqps"):
-            raise ValueError(f"not an AMQP URL: {mask_url(url)!r}")
-        #: Safe to log: the URL with its password masked.
+        nodes = tuple(part.strip() for part in url.split(",") if part.strip())
+        if not nodes:
+            raise ValueError("an AMQP URL is needed, e.g. amqp://user:pass@host:5672/vhost")
+        found: set[str] = set()
+        for node in nodes:
+            parts = urlsplit(node)
+            if parts.scheme.lower() not in ("amqp", "amqps"):
+                raise ValueError(f"not an AMQP URL: {mask_url(node)!r}")
+            raw = parts.password
+            found.update(p for p in (raw and unquote(raw), raw) if p and len(p) >= 3)
+        #: Every broker node's URL, tried in this order.
+        self.urls = nodes
+        parsed = urlsplit(nodes[0])
+        #: Safe to log: the URL(s) with every password masked.
         self.masked = mask_url(url)
-        #: The password (decoded and as written), kept only to scrub it from other libraries'
+        #: The passwords (decoded and as written), kept only to scrub them from other libraries'
         #: error messages. Very short ones are not scrubbed: they would mangle every message.
-        raw = parsed.password
-        found = {p for p in (raw and unquote(raw), raw) if p and len(p) >= 3}
         self.secrets = tuple(sorted(found, key=len, reverse=True))
-        self.tls = scheme == "amqps"
+        self.tls = any(urlsplit(node).scheme.lower() == "amqps" for node in nodes)
         query = {key: values[-1] for key, values in parse_qs(parsed.query).items()}
         heartbeat = options.get("heartbeat", query.get("heartbeat", DEFAULT_HEARTBEAT))
         self.heartbeat = int(heartbeat)

@@ -14,6 +14,7 @@ import ssl
 from collections.abc import Awaitable, Callable
 
 from busline.errors import BuslineError
+from busline.urls import mask_url
 
 from . import amqp
 from .config import ConnectionConfig
@@ -57,6 +58,8 @@ class ConnectionManager:
         self._ever_connected = False
         self._fatal: BaseException | None = None
         self.last_error: BaseException | None = None
+        #: Which of the configured nodes to try first (the one that answered last).
+        self._node = 0
 
     @property
     def state(self) -> str:
@@ -156,10 +159,11 @@ class ConnectionManager:
                 await asyncio.sleep(delay)
                 continue
             attempt = 0
+            node = mask_url(self.config.urls[self._node])
             if self._ever_connected:
-                log.warning("reconnected to RabbitMQ at %s", self.config.masked)
+                log.warning("reconnected to RabbitMQ at %s", node)
             else:
-                log.info("connected to RabbitMQ at %s", self.config.masked)
+                log.info("connected to RabbitMQ at %s", node)
             self._ever_connected = True
             self._connection = connection
             self._changed.set()
@@ -170,19 +174,45 @@ class ConnectionManager:
                 return
             log.warning(
                 "lost the connection to RabbitMQ at %s (%s); reconnecting",
-                self.config.masked,
+                mask_url(self.config.urls[self._node]),
                 self.config.scrub(_describe(reason)) if reason else "closed",
             )
 
+    async def _connect(self) -> amqp.Connection:
+        """A connection to the first node that answers, starting with the one that answered
+        last time; the error of the last node when none does (a refusal that retrying cannot
+        fix, such as bad credentials, is raised at once)."""
+        config = self.config
+        nodes = config.urls
+        error: Exception | None = None
+        for offset in range(len(nodes)):
+            index = (self._node + offset) % len(nodes)
+            try:
+                connection = await amqp.connect(
+                    nodes[index],
+                    ssl_context=config.ssl_context,
+                    properties={"connection_name": config.connection_name},
+                    heartbeat=config.heartbeat,
+                    connect_timeout=config.connect_timeout,
+                )
+            except Exception as exc:
+                if _is_permanent(exc) or len(nodes) == 1:
+                    raise
+                log.info(
+                    "RabbitMQ node %s unreachable (%s); trying the next",
+                    mask_url(nodes[index]),
+                    config.scrub(_describe(exc)),
+                )
+                error = exc
+                continue
+            self._node = index
+            return connection
+        assert error is not None
+        raise error
+
     async def _open(self) -> amqp.Connection:
         config = self.config
-        connection = await amqp.connect(
-            config.url,
-            ssl_context=config.ssl_context,
-            properties={"connection_name": config.connection_name},
-            heartbeat=config.heartbeat,
-            connect_timeout=config.connect_timeout,
-        )
+        connection = await self._connect()
         self._pending = connection
         try:
             # Channels, topology and consumers come back before anyone sees the connection, so

@@ -62,14 +62,17 @@ class RabbitMQErrorQueue:
 
     @classmethod
     async def open(cls, url: str, error_queue: str) -> RabbitMQErrorQueue:
-        """Connect to the broker at ``url``."""
-        try:
-            connection = await amqp.connect(url)
-        except Exception as exc:
-            raise ConnectionError(
-                f"cannot connect to {mask_url(url)}: {type(exc).__name__}"
-            ) from None
-        return cls(connection, error_queue)
+        """Connect to the broker at ``url`` (with several nodes, comma-separated, to the first
+        that answers)."""
+        failures: list[str] = []
+        for node in (part.strip() for part in url.split(",") if part.strip()):
+            try:
+                connection = await amqp.connect(node)
+            except Exception as exc:
+                failures.append(f"{mask_url(node)}: {type(exc).__name__}")
+                continue
+            return cls(connection, error_queue)
+        raise ConnectionError(f"cannot connect to {'; '.join(failures) or 'no URL'}")
 
     @asynccontextmanager
     async def _channel(self, confirms: bool = False) -> AsyncIterator[amqp.Channel]:
