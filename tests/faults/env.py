@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass
 from typing import IO
 
-from tests.faults.servers import OwnPostgres, RabbitCluster, RabbitNode, ServerError
+from tests.faults.servers import OwnPostgres, RabbitNode, ServerError
 
 LOCK = "/tmp/busline-faults.lock"
 #: How long a run waits for another one to finish.
@@ -60,9 +60,6 @@ class FaultEnv:
     async def vhost(self) -> str:
         """A fresh vhost on the suite's node."""
         return await asyncio.to_thread(self.rabbit.new_vhost)
-
-    def cluster(self) -> RabbitCluster:
-        return RabbitCluster()
 
 
 def _take_lock() -> IO[str]:

@@ -117,7 +117,7 @@ class Effects:
         self.timeline: list[tuple[float, int]] = []
 
     async def counts(self) -> dict[str, int]:
-        """Effects per key, read in a connection of their own (retried across an outage)."""
+        """Effects per key, read in a connection of their own (the database must be up)."""
         conn = await asyncpg.connect(self.store_url, timeout=5)
         try:
             rows = await conn.fetch("SELECT key, n FROM fault_effects")
