@@ -36,11 +36,6 @@ KNOWN_DEFECTS: dict[tuple[str, str, str], str] = {
         "idempotency key, so the message is retried (~46 s of delays) and parked as "
         "handler-error"
     ),
-    (
-        "cluster",
-        "cluster: stop the bus's node",
-        "Bus(url=...) takes several broker addresses",
-    ): "issue 15: Bus(url=...) takes one broker address, it cannot fail over between nodes",
 }
 
 
