@@ -46,7 +46,7 @@ from busline import Bus, Middleware, OutgoingMessage, PublishTimeoutError, Store
 from busline.testing import memory_url
 
 if TYPE_CHECKING:
-    from benchmarks.workloads import Probe
+    from benchmarks.probe import Probe
 
 #: The measured relay waits this long between polls when idle: in practice, until woken.
 IDLE = 3600.0

@@ -44,7 +44,7 @@ from benchmarks.systems.busline_common import BuslineSystem, command_type, paylo
 from busline import Bus, Context, Saga, SagaContext
 
 if TYPE_CHECKING:
-    from benchmarks.workloads import Probe
+    from benchmarks.probe import Probe
 
 SAGA_NAME = "bench.saga"
 

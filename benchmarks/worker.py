@@ -17,9 +17,10 @@ from typing import Any
 
 from benchmarks.amqp_tools import check_and_clean
 from benchmarks.harness import MIB, current_rss, peak_rss
+from benchmarks.probe import Probe
 from benchmarks.spec import RunSpec, topology_for
 from benchmarks.systems import SYSTEMS, create
-from benchmarks.workloads import WORKLOAD_FUNCTIONS, Probe, no_probe
+from benchmarks.workloads import WORKLOAD_FUNCTIONS, no_probe
 
 
 async def execute(spec: RunSpec) -> dict[str, Any]:

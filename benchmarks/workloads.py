@@ -17,11 +17,10 @@ from typing import Any
 from benchmarks.drive import drive_paced, drive_window
 from benchmarks.harness import MIB, current_rss, percentile
 from benchmarks.payload import Tracker
+from benchmarks.probe import Probe
 from benchmarks.spec import RunSpec, Topology
 from benchmarks.systems.base import System
 
-#: Wraps the measured phase (the worker passes a profiler when asked to profile).
-Probe = Callable[[], AbstractContextManager[Any]]
 Workload = Callable[[RunSpec, System, Topology, Probe], Awaitable[dict[str, Any]]]
 
 
