@@ -15,10 +15,6 @@ pytestmark = [pytest.mark.rabbitmq, pytest.mark.postgres]
 
 #: (scenario, row, check) -> the defect that makes the check fail today (issue 15).
 KNOWN_DEFECTS: dict[tuple[str, str, str], str] = {
-    ("tcp-stall", "TCP stall (proxy stops forwarding)", "stall detected within 20 s"): (
-        "issue 15 defect 4: a stalled connection goes unnoticed for over a minute "
-        "(68 s measured: twice the 30 s heartbeat; the issue's bound is 15-20 s)"
-    ),
     (
         "transaction-hold",
         "broker outage during bus.transaction()",

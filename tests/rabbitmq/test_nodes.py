@@ -30,3 +30,15 @@ async def test_the_first_node_that_answers_is_used(amqp_url, caplog):
         await asyncio.wait_for(got.wait(), 10)
     assert "trying the next" in caplog.text
     assert SECRET not in caplog.text and SECRET not in repr(bus)
+
+
+def test_a_stall_is_noticed_within_the_documented_bound_by_default():
+    import pytest
+
+    from busline.transports.rabbitmq.config import ConnectionConfig
+
+    config = ConnectionConfig("amqp://a:b@h1/v,amqp://a:b@h2/v", "svc", {})
+    assert config.urls == ("amqp://a:b@h1/v", "amqp://a:b@h2/v")
+    assert (config.heartbeat, config.stall_timeout) == (10, 15.0)
+    with pytest.raises(ValueError, match="at least the heartbeat"):
+        ConnectionConfig("amqp://h/v", "svc", {"heartbeat": 30, "stall_timeout": 15})

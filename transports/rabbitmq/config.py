@@ -11,7 +11,12 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from busline.urls import mask_url
 
-DEFAULT_HEARTBEAT = 30
+#: Seconds: short enough that the broker's heartbeats (every half of it, when idle) let a stall
+#: be told from a quiet connection well within DEFAULT_STALL_TIMEOUT.
+DEFAULT_HEARTBEAT = 10
+#: Seconds without a frame from the broker after which a connection counts as stalled and is
+#: dropped (with the cause logged) and re-made: issue 15 asks for about 15-20 s.
+DEFAULT_STALL_TIMEOUT = 15.0
 DEFAULT_CONNECT_TIMEOUT = 10.0
 DEFAULT_RECONNECT_DELAY = 0.25
 DEFAULT_RECONNECT_MAX_DELAY = 5.0
@@ -25,7 +30,9 @@ class ConnectionConfig:
     next node that does (:attr:`urls`).
 
     Options (``Bus(transport_options=...)``): ``ssl_context`` (an :class:`ssl.SSLContext` for
-    ``amqps://``, replacing the one built from the URL), ``heartbeat`` (seconds, default 30),
+    ``amqps://``, replacing the one built from the URL), ``heartbeat`` (seconds, default 10),
+    ``stall_timeout`` (seconds without a frame from the broker before the connection is
+    dropped as stalled and re-made, default 15),
     ``connect_timeout`` (seconds per attempt, default 10), ``connection_name`` (shown in the
     management UI), ``reconnect_delay`` / ``reconnect_max_delay`` (backoff bounds, seconds).
 
@@ -43,6 +50,7 @@ class ConnectionConfig:
         "reconnect_max_delay",
         "secrets",
         "ssl_context",
+        "stall_timeout",
         "tls",
         "url",
         "urls",
@@ -52,6 +60,7 @@ class ConnectionConfig:
     secrets: tuple[str, ...]
     tls: bool
     heartbeat: int
+    stall_timeout: float
     connect_timeout: float
     connection_name: str
     reconnect_delay: float
@@ -83,6 +92,12 @@ class ConnectionConfig:
         query = {key: values[-1] for key, values in parse_qs(parsed.query).items()}
         heartbeat = options.get("heartbeat", query.get("heartbeat", DEFAULT_HEARTBEAT))
         self.heartbeat = int(heartbeat)
+        self.stall_timeout = float(options.get("stall_timeout", DEFAULT_STALL_TIMEOUT))
+        if self.heartbeat and self.stall_timeout < self.heartbeat:
+            raise ValueError(
+                f"transport option stall_timeout ({self.stall_timeout:g}s) must be at least the "
+                f"heartbeat ({self.heartbeat}s): a quiet connection would count as stalled"
+            )
         self.connect_timeout = float(options.get("connect_timeout", DEFAULT_CONNECT_TIMEOUT))
         self.connection_name = str(options.get("connection_name", f"busline {service}"))
         self.reconnect_delay = float(options.get("reconnect_delay", DEFAULT_RECONNECT_DELAY))

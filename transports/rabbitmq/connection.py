@@ -194,6 +194,7 @@ class ConnectionManager:
                     properties={"connection_name": config.connection_name},
                     heartbeat=config.heartbeat,
                     connect_timeout=config.connect_timeout,
+                    stall_timeout=config.stall_timeout,
                 )
             except Exception as exc:
                 if _is_permanent(exc) or len(nodes) == 1:

@@ -235,7 +235,8 @@ class Connection:
     async def _beat(self, interval: int, stall: float) -> None:
         """Send heartbeats when idle; drop the connection when the peer has gone quiet."""
         protocol = self._protocol
-        tick = max(0.05, min(interval / 2, stall / 4))
+        # Fine enough that a stall is noticed within an eighth of the limit past it.
+        tick = max(0.05, min(interval / 2, stall / 8))
         frame = heartbeat_frame()
         while not self.closed.done():
             await asyncio.sleep(tick)
