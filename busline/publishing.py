@@ -41,6 +41,12 @@ class Publisher:
         self.direct = None
         self._transport = None
 
+    @property
+    def connected(self) -> bool:
+        """Whether the transport could send right now."""
+        transport = self._transport
+        return transport is not None and transport.connected
+
     async def publish(self, out: OutgoingMessage) -> None:
         """Send one message through the chain; return once the broker confirmed it."""
         await self._chain(out)

@@ -17,6 +17,7 @@ from contextvars import ContextVar
 
 from busline.clock import Clock
 from busline.envelope import new_message_id
+from busline.errors import PublishError
 from busline.inbox import check_retention
 from busline.marking import DispatchMarker
 from busline.outgoing import OutgoingMessage
@@ -191,7 +192,14 @@ class StoreRuntime:
         cannot be sent is noted on the transaction and left to the relay. Never raises."""
         sent = 0
         error: Exception | None = None
-        for out in committed:
+        if not self._publisher.connected:
+            # Committed already: the relay sends them once the broker is back, so nobody waits
+            # here for the send timeout (an HTTP endpoint in bus.transaction(), say).
+            error = PublishError("no connection to the broker right now")
+            committed_now: list[OutgoingMessage] = []
+        else:
+            committed_now = committed
+        for out in committed_now:
             try:
                 await self._publisher.publish(out)
             except Exception as exc:

@@ -90,6 +90,12 @@ class Transport(Protocol):
     #: The ``messaging.system`` value for tracing, e.g. ``"rabbitmq"``.
     system: str
 
+    @property
+    def connected(self) -> bool:
+        """Whether a send could go to the broker right now (a connection is up). Messages
+        already committed to an outbox are left to its relay when not, rather than holding the
+        caller until the send timeout."""
+
     async def start(self) -> None:
         """Connect (and keep reconnecting on failure until closed)."""
 

@@ -183,6 +183,11 @@ class MemoryTransport:
 
     system = SYSTEM
 
+    @property
+    def connected(self) -> bool:
+        """Always, while open: the broker is in this process."""
+        return not self._released
+
     def __init__(self, url: str, settings: TransportSettings) -> None:
         self.url = url
         self.broker = open_broker(url)

@@ -16,14 +16,6 @@ pytestmark = [pytest.mark.rabbitmq, pytest.mark.postgres]
 #: (scenario, row, check) -> the defect that makes the check fail today (issue 15).
 KNOWN_DEFECTS: dict[tuple[str, str, str], str] = {
     (
-        "transaction-hold",
-        "broker outage during bus.transaction()",
-        "transaction returns within 1 s",
-    ): (
-        "issue 15 defect 3: bus.transaction() holds its caller for the whole send timeout "
-        "while the broker is down"
-    ),
-    (
         "poison-odd-properties",
         "poison: non-UTF-8 bytes, NUL in message id",
         "a NUL message id is handled or parked at once",

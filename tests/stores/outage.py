@@ -37,6 +37,12 @@ class OutageTransport:
         self.refused = 0
         self.delivered: Counter[str] = Counter()
 
+    @property
+    def connected(self) -> bool:
+        # An outage here refuses sends on a live connection (as timeouts would), so that the
+        # refusals are counted: the connection itself stays up.
+        return self.inner.connected
+
     async def start(self) -> None:
         await self.inner.start()
 
