@@ -61,6 +61,8 @@ class Consumer:
         self._send = sender.send
         self._chain = compose_consume(outer, self._decide)
         self._services = services
+        #: Whether the idempotency key is recorded in a store's inbox (then it must be text).
+        self._keeps_keys = services.has_store
         self.prefetch = prefetch
         self._max_size = max_message_size
         self._settler = Settler(services.service, spec.name, spec.queue, clock)
@@ -160,6 +162,16 @@ class Consumer:
                 "UnknownMessageTypeError",
                 f"queue {spec.queue!r} takes {spec.wire_name!r} messages, "
                 f"got type {envelope.message_type!r}",
+            )
+        if self._keeps_keys and "\x00" in envelope.effective_idempotency_key:
+            # Legal in AMQP, but no SQL text column holds a NUL: refused here, with the reason,
+            # rather than failing in the inbox on every retry.
+            return self._refuse(
+                delivery,
+                FailureReason.UNDECODABLE,
+                "BadHeaderError",
+                "the message id or idempotency key contains a NUL character, which the inbox "
+                "cannot record",
             )
         try:
             message = decode(envelope.body, spec.message_type)

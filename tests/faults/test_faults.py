@@ -15,15 +15,6 @@ pytestmark = [pytest.mark.rabbitmq, pytest.mark.postgres]
 
 #: (scenario, row, check) -> the defect that makes the check fail today (issue 15).
 KNOWN_DEFECTS: dict[tuple[str, str, str], str] = {
-    (
-        "poison-odd-properties",
-        "poison: non-UTF-8 bytes, NUL in message id",
-        "a NUL message id is handled or parked at once",
-    ): (
-        "found by the fault suite: the PostgreSQL inbox cannot store a NUL character in an "
-        "idempotency key, so the message is retried (~46 s of delays) and parked as "
-        "handler-error"
-    ),
 }
 
 
