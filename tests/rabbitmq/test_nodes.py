@@ -34,7 +34,6 @@ async def test_the_first_node_that_answers_is_used(amqp_url, caplog):
 
 def test_a_stall_is_noticed_within_the_documented_bound_by_default():
     import pytest
-
     from busline.transports.rabbitmq.config import ConnectionConfig
 
     config = ConnectionConfig("amqp://a:b@h1/v,amqp://a:b@h2/v", "svc", {})
