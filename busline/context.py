@@ -157,7 +157,8 @@ class Context:
         headers: Mapping[str, Any] | None = None,
     ) -> str:
         """Send a command once this handler succeeds; return its message id."""
-        self.handler.check_declared(type(command), MessageKind.COMMAND)
+        if type(command) not in self.handler.checked:  # one set lookup once the type is known
+            self.handler.check_declared(type(command), MessageKind.COMMAND)
         out = self._services.factory.create(
             command, MessageKind.COMMAND, self.envelope, None, idempotency_key, headers
         )
@@ -172,7 +173,8 @@ class Context:
         headers: Mapping[str, Any] | None = None,
     ) -> str:
         """Publish an event once this handler succeeds; return its message id."""
-        self.handler.check_declared(type(event), MessageKind.EVENT)
+        if type(event) not in self.handler.checked:  # one set lookup once the type is known
+            self.handler.check_declared(type(event), MessageKind.EVENT)
         out = self._services.factory.create(
             event, MessageKind.EVENT, self.envelope, None, idempotency_key, headers
         )

@@ -190,22 +190,7 @@ class StoreRuntime:
     async def dispatch_committed(self, tx_id: str, committed: list[OutgoingMessage]) -> None:
         """Send a committed transaction's messages in order and mark it dispatched; whatever
         cannot be sent is noted on the transaction and left to the relay. Never raises."""
-        sent = 0
-        error: Exception | None = None
-        if not self._publisher.connected:
-            # Committed already: the relay sends them once the broker is back, so nobody waits
-            # here for the send timeout (an HTTP endpoint in bus.transaction(), say).
-            error = PublishError("no connection to the broker right now")
-            committed_now: list[OutgoingMessage] = []
-        else:
-            committed_now = committed
-        for out in committed_now:
-            try:
-                await self._publisher.publish(out)
-            except Exception as exc:
-                error = exc
-                break
-            sent += 1
+        sent, error = await self._send_in_order(committed)
         try:
             if error is None:
                 await self._mark_dispatched(tx_id)
@@ -232,6 +217,21 @@ class StoreRuntime:
             )
             if self._relay is not None:
                 self._relay.wake()
+
+    async def _send_in_order(
+        self, committed: list[OutgoingMessage]
+    ) -> tuple[int, Exception | None]:
+        """Send until the first failure; return how many went, and the failure if any."""
+        if not self._publisher.connected:
+            # Committed already: the relay sends them once the broker is back, so nobody waits
+            # here for the send timeout (an HTTP endpoint in bus.transaction(), say).
+            return 0, PublishError("no connection to the broker right now")
+        for sent, out in enumerate(committed):
+            try:
+                await self._publisher.publish(out)
+            except Exception as exc:
+                return sent, exc
+        return len(committed), None
 
     async def _mark_dispatched(self, tx_id: str) -> None:
         marker = self._marker
