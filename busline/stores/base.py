@@ -49,6 +49,16 @@ class StoreSettings:
             a crash of the process; an OS crash or power cut may roll back the last ones) or
             ``"FULL"`` (the log is synced at every commit: it survives a power cut too, at a
             sync per commit). See docs/outbox.md.
+        max_group: Most transactions committed together. Transactions that would otherwise wait
+            for each other (SQLite's one writer; PostgreSQL connections busy) share one database
+            transaction, each in its own savepoint, and one commit: a failing one rolls back only
+            its own savepoint, and each caller still returns only after the shared commit.
+            ``1`` commits every transaction on its own.
+        group_wait: PostgreSQL: seconds a transaction may expect to wait for its turn in a
+            running group (the group's transactions ahead of it times their average duration)
+            before it takes a connection of its own instead, while the pool has one. Slow
+            handlers (calls to other services) thus keep running side by side; fast ones share
+            commits.
     """
 
     inbox_retention: float = 7 * 24 * 3600.0
@@ -62,6 +72,8 @@ class StoreSettings:
     pool_size: int = 32
     saga_retention: float = 0.0
     sqlite_synchronous: str = "NORMAL"
+    max_group: int = 32
+    group_wait: float = 0.002
 
     def __post_init__(self) -> None:
         if self.sqlite_synchronous not in ("NORMAL", "FULL"):
@@ -78,7 +90,9 @@ class StoreSettings:
         ):
             if getattr(self, name) <= 0:
                 raise ValueError(f"StoreSettings.{name} must be positive")
-        for name in ("relay_batch", "relay_window", "pool_size"):
+        if self.group_wait < 0:
+            raise ValueError("StoreSettings.group_wait must not be negative")
+        for name in ("relay_batch", "relay_window", "pool_size", "max_group"):
             if getattr(self, name) < 1:
                 raise ValueError(f"StoreSettings.{name} must be at least 1")
 
