@@ -7,6 +7,7 @@ against another process writing the same file between a load and the update.
 
 from __future__ import annotations
 
+import sqlite3
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
@@ -14,6 +15,7 @@ import aiosqlite
 
 from busline.stores import sagas, sql
 from busline.stores.sagas import SagaRecord, SagaStep, ScheduledMessage
+from busline.stores.sqlite_turns import changes_of
 
 
 class SqliteSagaTransaction:
@@ -21,30 +23,27 @@ class SqliteSagaTransaction:
 
     __slots__ = ()
 
-    connection: aiosqlite.Connection
+    #: The ``sqlite3`` connection: busline's statements run on it directly, during the turn
+    #: (see :mod:`busline.stores.sqlite_turns`).
+    raw: sqlite3.Connection
 
     async def _changes(self, statement: str, params: tuple[Any, ...]) -> int:
-        """Run a write and return how many rows it changed (read from the connection's counter,
-        without the extra trip to its thread that closing a cursor for its rowcount takes)."""
-        before = self.connection.total_changes
-        await self.connection.execute(statement, params)
-        return self.connection.total_changes - before
+        """Run a write and return how many rows it changed."""
+        return changes_of(self.raw, statement, params)
 
-    async def _add_scheduled(
+    def _add_scheduled(
         self, transaction: tuple[Any, ...], rows: list[tuple[Any, ...]], schedule_key: str
     ) -> None:
         """Replace the pending scheduled transaction with this key (if any) by this one."""
-        await self.connection.execute(sagas.REPLACE_ROWS, (schedule_key,))
-        await self.connection.execute(sagas.REPLACE_TRANSACTION, (schedule_key,))
-        await self.connection.execute(
-            sagas.INSERT_SCHEDULED_TRANSACTION, (*transaction, schedule_key)
-        )
-        await self.connection.executemany(sql.INSERT_OUTBOX, rows)
+        self.raw.execute(sagas.REPLACE_ROWS, (schedule_key,))
+        self.raw.execute(sagas.REPLACE_TRANSACTION, (schedule_key,))
+        self.raw.execute(sagas.INSERT_SCHEDULED_TRANSACTION, (*transaction, schedule_key))
+        self.raw.executemany(sql.INSERT_OUTBOX, rows)
 
     async def load_saga(self, saga: str, key: str) -> SagaRecord | None:
         """The instance, or ``None``."""
-        found = list(await self.connection.execute_fetchall(sagas.SELECT_SAGA, (saga, key)))
-        return sagas.saga_from_row(found[0]) if found else None
+        found = self.raw.execute(sagas.SELECT_SAGA, (saga, key)).fetchone()
+        return sagas.saga_from_row(found) if found else None
 
     async def insert_saga(self, record: SagaRecord) -> bool:
         """Insert the instance at version 1 (set on ``record``); ``False`` if it exists."""
@@ -64,17 +63,17 @@ class SqliteSagaTransaction:
         """Delete the instance and its steps if still at ``expected_version``."""
         if await self._changes(sagas.DELETE_SAGA, (saga, key, expected_version)) != 1:
             return False
-        await self.connection.execute(sagas.DELETE_STEPS, (saga, key))
+        self.raw.execute(sagas.DELETE_STEPS, (saga, key))
         return True
 
     async def add_saga_step(self, saga: str, key: str, step: SagaStep) -> None:
         """Record a message the instance handled."""
-        await self.connection.execute(sagas.INSERT_STEP, sagas.step_values(saga, key, step))
+        self.raw.execute(sagas.INSERT_STEP, sagas.step_values(saga, key, step))
 
     async def cancel_scheduled(self, key_prefix: str) -> int:
         """Delete the pending scheduled transactions under ``key_prefix``; return how many."""
         where, params = sagas.scheduled_where(sagas.checked_prefix(key_prefix))
-        await self.connection.execute(sagas.CANCEL_ROWS.format(where=where), params)
+        self.raw.execute(sagas.CANCEL_ROWS.format(where=where), params)
         return await self._changes(sagas.CANCEL_TRANSACTIONS.format(where=where), tuple(params))
 
 

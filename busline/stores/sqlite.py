@@ -2,17 +2,19 @@
 ``sqlite:////absolute/path.db``.
 
 SQLite has one writer at a time, so the store keeps one connection and runs its transactions one
-after another (``BEGIN IMMEDIATE``, which also serializes other processes on the same file).
-Handlers of a bus with a SQLite store therefore write one at a time; use PostgreSQL for
-concurrent writers.
+after another (``BEGIN IMMEDIATE``, which also serializes other processes on the same file);
+transactions queued behind each other share one commit, each in its own savepoint (see
+:mod:`busline.stores.sqlite_turns`). Handlers of a bus with a SQLite store therefore write one at
+a time; use PostgreSQL for concurrent writers.
 
-Every statement is a trip to aiosqlite's thread (~35 µs of CPU each), so a handler's transaction
-takes as few as its work allows: the inbox record opens the transaction (the connection's
-``isolation_level="IMMEDIATE"`` starts it with the insert, in one trip), the outbox transaction
-and its rows are one ``executemany`` into a temporary view whose trigger writes both, and a
-dispatch mark is one script. The database runs in WAL mode with ``synchronous=NORMAL`` (see
-docs/outbox.md for the durability that gives; ``StoreSettings.sqlite_synchronous="FULL"`` for a
-sync of the log at every commit).
+A trip to aiosqlite's thread costs ~35 µs of CPU and far more in waiting, so busline's own
+statements (the inbox record, the outbox rows, savepoints, commits, dispatch marks) run directly
+on the ``sqlite3`` connection under aiosqlite's, on the event loop's thread: application code
+(``ctx.db``) alone goes through the thread. The outbox transaction and its rows are one
+``executemany`` into a temporary view whose trigger writes both. The database runs in WAL mode
+with ``synchronous=NORMAL`` (see docs/outbox.md for the durability that gives;
+``StoreSettings.sqlite_synchronous="FULL"`` for a sync of the log at every commit, which then runs
+in aiosqlite's thread).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import asyncio
 import os
 import sqlite3
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -35,14 +37,13 @@ from busline.stores.progress import claim_outcome
 from busline.stores.rows import in_dispatch_order, row_from_record
 from busline.stores.saga_sqlite import SqliteSagaStore, SqliteSagaTransaction
 from busline.stores.schema import VERSION_TABLE_SQLITE, pending_migrations
-from busline.stores.sqlite_sql import (
-    INSERT_OUTBOX_WRITE,
-    OUTBOX_WRITE_TRIGGER,
-    OUTBOX_WRITE_VIEW,
-    finish_script,
-)
+from busline.stores.sqlite_sql import INSERT_OUTBOX_WRITE, OUTBOX_WRITE_TRIGGER, OUTBOX_WRITE_VIEW
+from busline.stores.sqlite_turns import SqliteTurns, changes_of
 from busline.stores.sqlite_upkeep import SqliteUpkeep, placeholders
 from busline.urls import mask_url
+
+#: How long a transaction waits for another process's write lock, in milliseconds.
+BUSY_TIMEOUT_MS = 10_000
 
 
 def sqlite_path(url: str) -> str:
@@ -58,22 +59,22 @@ def sqlite_path(url: str) -> str:
 
 
 class SqliteTransaction(SqliteSagaTransaction):
-    """An open SQLite transaction; :attr:`connection` is the ``aiosqlite.Connection``."""
+    """An open SQLite transaction; :attr:`connection` is the ``aiosqlite.Connection`` (for
+    application code), :attr:`raw` the ``sqlite3`` connection under it (busline's own writes)."""
 
-    __slots__ = ("connection", "first_time")
+    __slots__ = ("connection", "first_time", "raw")
 
-    def __init__(self, connection: aiosqlite.Connection, first_time: bool = True) -> None:
+    def __init__(
+        self, connection: aiosqlite.Connection, raw: sqlite3.Connection, first_time: bool = True
+    ) -> None:
         self.connection = connection
+        self.raw = raw
         #: Whether the inbox record the transaction was opened with was new.
         self.first_time = first_time
 
     async def claim_inbox(self, consumer: str, key: str, message_id: str, now: float) -> bool:
         """Record ``key`` for ``consumer``; ``False`` when it was already recorded."""
-        # The change counter, read without a trip to the connection's thread (closing a cursor
-        # to read its rowcount would take one more).
-        changes = self.connection.total_changes
-        await self.connection.execute(sql.INSERT_INBOX, (consumer, key, message_id, now))
-        return self.connection.total_changes > changes
+        return changes_of(self.raw, sql.INSERT_INBOX, (consumer, key, message_id, now)) > 0
 
     async def add_outbox(
         self,
@@ -81,18 +82,18 @@ class SqliteTransaction(SqliteSagaTransaction):
         rows: list[tuple[Any, ...]],
         schedule_key: str | None = None,
     ) -> None:
-        """Insert an outbox transaction and its rows in one trip to the connection's thread (a
-        scheduled message: replacing the pending one with its key)."""
+        """Insert an outbox transaction and its rows in one statement (a scheduled message:
+        replacing the pending one with its key)."""
         if schedule_key is not None:
-            await self._add_scheduled(transaction, rows, schedule_key)
+            self._add_scheduled(transaction, rows, schedule_key)
             return
         tx_values = transaction[1:]
-        await self.connection.executemany(INSERT_OUTBOX_WRITE, [(*row, *tx_values) for row in rows])
+        self.raw.executemany(INSERT_OUTBOX_WRITE, [(*row, *tx_values) for row in rows])
 
     async def add_outbox_last(
         self, transaction: tuple[Any, ...], rows: list[tuple[Any, ...]]
     ) -> None:
-        """As :meth:`add_outbox` (SQLite takes it at once: the commit is a trip of its own)."""
+        """As :meth:`add_outbox` (SQLite takes it at once: the commit is the group's)."""
         await self.add_outbox(transaction, rows)
 
 
@@ -105,11 +106,10 @@ class SqliteStore(SqliteUpkeep, SqliteSagaStore):
         self.url = url
         self.path = sqlite_path(url)
         self._conn: aiosqlite.Connection | None = None
-        self._lock = asyncio.Lock()
+        self._turns: SqliteTurns | None = None
         self._keep_sent = settings.keeps_sent_rows
         self._synchronous = settings.sqlite_synchronous
-        #: Rows changed by the first statement of the transaction under way (see _write).
-        self._first_changes = 0
+        self._max_group = settings.max_group
 
     def __repr__(self) -> str:
         return f"<SqliteStore {mask_url(self.url)!r}>"
@@ -121,21 +121,26 @@ class SqliteStore(SqliteUpkeep, SqliteSagaStore):
         """
         if not migrate and not await asyncio.to_thread(os.path.exists, self.path):
             raise StoreError(f"cannot open {mask_url(self.url)}: no such database file")
+        opened: list[sqlite3.Connection] = []
         try:
-            # IMMEDIATE: a write outside a transaction starts one (BEGIN IMMEDIATE) in the same
-            # trip to the thread; transactions that read first begin explicitly (see _write).
-            if migrate:
-                conn = await aiosqlite.connect(self.path, isolation_level="IMMEDIATE")
-            else:  # mode=rw: fail on a missing file instead of creating it
-                uri = f"file:{quote(self.path)}?mode=rw"
-                conn = await aiosqlite.connect(uri, uri=True, isolation_level="IMMEDIATE")
-            await conn.execute("PRAGMA busy_timeout=10000")
+            conn = await aiosqlite.Connection(self._connector(migrate, opened), 64)
+            await conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
             if migrate:
                 await _enable_wal(conn)
             await conn.execute(f"PRAGMA synchronous={self._synchronous}")
+            # From here on only BEGIN IMMEDIATE waits for other processes, and it does so in
+            # aiosqlite's thread (see SqliteTurns): statements on the loop's thread never block.
+            await conn.execute("PRAGMA busy_timeout=0")
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open {mask_url(self.url)}: {exc}") from exc
         self._conn = conn
+        self._turns = SqliteTurns(
+            opened[0],
+            conn,
+            max_group=self._max_group,
+            sync_commit=self._synchronous == "FULL",
+            busy_timeout_ms=BUSY_TIMEOUT_MS,
+        )
         if not migrate:
             return
         try:
@@ -146,41 +151,50 @@ class SqliteStore(SqliteUpkeep, SqliteSagaStore):
             await self.close()
             raise
 
+    def _connector(
+        self, migrate: bool, opened: list[sqlite3.Connection]
+    ) -> Callable[[], sqlite3.Connection]:
+        """What aiosqlite calls in its thread to connect; keeps the ``sqlite3`` connection, which
+        busline's own statements use from the loop's thread while they hold the turn."""
+        if migrate:
+            target, uri = self.path, False
+        else:  # mode=rw: fail on a missing file instead of creating it
+            target, uri = f"file:{quote(self.path)}?mode=rw", True
+
+        def connect() -> sqlite3.Connection:
+            # IMMEDIATE: application code writing outside busline's transactions (it should not)
+            # still takes the write lock at once.
+            raw = sqlite3.connect(
+                target, uri=uri, isolation_level="IMMEDIATE", check_same_thread=False
+            )
+            opened.append(raw)
+            return raw
+
+        return connect
+
     async def close(self) -> None:
-        """Close the connection."""
+        """Commit what is open and close the connection."""
+        turns, self._turns = self._turns, None
         conn, self._conn = self._conn, None
-        if conn is not None:
-            await conn.close()
+        try:
+            if turns is not None:
+                await turns.close()
+        finally:
+            if conn is not None:
+                await conn.close()
+
+    def _open_turns(self) -> tuple[SqliteTurns, aiosqlite.Connection]:
+        if self._turns is None or self._conn is None:
+            raise StoreError(f"{self!r} is not open")
+        return self._turns, self._conn
 
     @asynccontextmanager
-    async def _write(
-        self, first: tuple[str, tuple[Any, ...]] | None = None
-    ) -> AsyncIterator[aiosqlite.Connection]:
-        """A write transaction: waits its turn, commits at the end, rolls back on error.
-
-        Given ``first``, a write statement and its parameters, the transaction starts with it
-        (the connection begins it implicitly, in the same trip): for transactions that write
-        before they read anything.
-        """
-        conn = self._conn
-        if conn is None:
-            raise StoreError(f"{self!r} is not open")
-        async with self._lock:
-            if conn.in_transaction:  # a cancelled rollback can leave one behind
-                await conn.rollback()
-            try:
-                if first is None:
-                    await conn.execute("BEGIN IMMEDIATE")
-                else:
-                    before = conn.total_changes
-                    await conn.execute(*first)
-                    self._first_changes = conn.total_changes - before
-                yield conn
-                await conn.commit()
-            except BaseException:
-                if conn.in_transaction:
-                    await conn.rollback()
-                raise
+    async def _write(self) -> AsyncIterator[aiosqlite.Connection]:
+        """A write transaction: waits its turn, commits (with the turns queued behind it) at the
+        end, rolls back on error."""
+        turns, conn = self._open_turns()
+        async with turns.turn():
+            yield conn
 
     async def _migrate(self) -> None:
         async with self._write() as conn:
@@ -200,47 +214,36 @@ class SqliteStore(SqliteUpkeep, SqliteSagaStore):
         """Open a transaction: commit when the block ends, roll back if it raises. Given an
         inbox record, the transaction starts by inserting it (``first_time``: whether it was new).
         """
-        if inbox is None:
-            async with self._write() as conn:
-                yield SqliteTransaction(conn)
-            return
-        async with self._write((sql.INSERT_INBOX, inbox)) as conn:
-            yield SqliteTransaction(conn, self._first_changes > 0)
+        turns, conn = self._open_turns()
+        async with turns.turn():
+            raw = turns.raw
+            first_time = inbox is None or changes_of(raw, sql.INSERT_INBOX, inbox) > 0
+            yield SqliteTransaction(conn, raw, first_time)
 
     async def note_failed_dispatch(
         self, tx_id: str, sent: int, error: str, retry_at: float
     ) -> None:
         """Record that a transaction's own dispatch stopped at a failure."""
-        async with self._write() as conn:
-            await conn.execute(sql.NOTE_FAILURE, (sent, retry_at, error, tx_id))
+        turns, _ = self._open_turns()
+        async with turns.turn():
+            turns.raw.execute(sql.NOTE_FAILURE, (sent, retry_at, error, tx_id))
             if sent and not self._keep_sent:
-                await conn.execute(sql.DELETE_SENT_ROWS, (tx_id, sent))
+                turns.raw.execute(sql.DELETE_SENT_ROWS, (tx_id, sent))
 
     async def mark_dispatched(self, tx_ids: list[str], now: float) -> None:
-        """Mark the transactions dispatched (or delete them and their rows), in one write
-        transaction: one script, so one trip to the connection's thread."""
-        conn = self._conn
-        if conn is None:
-            raise StoreError(f"{self!r} is not open")
-        script = finish_script(tx_ids, now, self._keep_sent)
-        async with self._lock:
-            if conn.in_transaction:  # a script would commit it: roll a leftover back first
-                await conn.rollback()
-            try:
-                # The script begins and commits its own transaction.
-                await conn.executescript(script)
-            except BaseException:
-                if conn.in_transaction:
-                    await conn.rollback()
-                raise
+        """Mark the transactions dispatched (or delete them and their rows), in a turn of its
+        own (committed with the turns around it)."""
+        turns, _ = self._open_turns()
+        async with turns.turn():
+            self._finish(turns.raw, tx_ids, now)
 
-    async def _finish(self, conn: aiosqlite.Connection, tx_ids: list[str], now: float) -> None:
+    def _finish(self, raw: sqlite3.Connection, tx_ids: list[str], now: float) -> None:
         marks = placeholders(tx_ids)
         if self._keep_sent:
-            await conn.execute(f"{sql.MARK_DISPATCHED}({marks})", (now, *tx_ids))
+            raw.execute(f"{sql.MARK_DISPATCHED}({marks})", (now, *tx_ids))
         else:
-            await conn.execute(f"{sql.DELETE_ROWS_OF}({marks})", tx_ids)
-            await conn.execute(f"{sql.DELETE_TRANSACTIONS}({marks})", tx_ids)
+            raw.execute(f"{sql.DELETE_ROWS_OF}({marks})", tx_ids)
+            raw.execute(f"{sql.DELETE_TRANSACTIONS}({marks})", tx_ids)
 
     @asynccontextmanager
     async def claim(
@@ -269,9 +272,10 @@ class SqliteStore(SqliteUpkeep, SqliteSagaStore):
 
     async def _record(self, claim: Claim, now: float) -> None:
         outcome = claim_outcome(claim)
+        turns, _ = self._open_turns()
         async with self._write() as conn:
             if outcome.finished:
-                await self._finish(conn, outcome.finished, now)
+                self._finish(turns.raw, outcome.finished, now)
             # Advanced and untouched transactions are due again now: their lease ends.
             if outcome.advanced:
                 await conn.executemany(

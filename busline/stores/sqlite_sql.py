@@ -1,14 +1,8 @@
 """Statements only the SQLite store runs: the temporary view through which one ``executemany``
-writes an outbox transaction with its rows, and the dispatch mark as one script.
-
-Each statement the SQLite store runs is a trip to aiosqlite's thread, so these fold several
-statements into one trip, with public means only: a trigger, and ``executescript``.
-"""
+writes an outbox transaction with its rows (a trigger writes both tables)."""
 
 from __future__ import annotations
 
-from busline.stores import sql
-from busline.stores.errors import StoreError
 from busline.stores.schema import OUTBOX_COLUMNS, TRANSACTION_COLUMNS
 
 #: A temporary view (of this connection only, not in the database file) whose trigger writes an
@@ -32,18 +26,3 @@ INSERT_OUTBOX_WRITE = (
     f"INSERT INTO busline_outbox_write ({', '.join([*OUTBOX_COLUMNS, *TX_VALUES])}) "
     f"VALUES ({', '.join('?' for _ in (*OUTBOX_COLUMNS, *TX_VALUES))})"
 )
-
-
-def finish_script(tx_ids: list[str], now: float, keep_sent: bool) -> str:
-    """The dispatch mark (or, without kept rows, the deletion) of ``tx_ids`` as one script that
-    begins and commits its transaction, with literal values (a script takes no parameters).
-    Only busline's own values go in: transaction ids (hex digits, checked) and a float."""
-    for tx_id in tx_ids:
-        if not tx_id.isalnum() or not tx_id.isascii():
-            raise StoreError(f"unexpected outbox transaction id {tx_id!r}")
-    listed = ", ".join(f"'{tx_id}'" for tx_id in tx_ids)
-    if keep_sent:
-        statements = [f"{sql.MARK_DISPATCHED.replace('?', repr(float(now)))}({listed})"]
-    else:
-        statements = [f"{sql.DELETE_ROWS_OF}({listed})", f"{sql.DELETE_TRANSACTIONS}({listed})"]
-    return "BEGIN IMMEDIATE;\n" + ";\n".join(statements) + ";\nCOMMIT;"

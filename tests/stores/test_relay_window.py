@@ -137,7 +137,9 @@ async def test_the_background_relay_claims_ahead_and_sends_oldest_first(store_ur
     finally:
         await relay.stop()
         await store.close()
-    assert counting.most_open == OPEN_CLAIMS, "no claim ahead, or too many claims open"
+    # How many claims overlap depends on how fast the store answers; at least one ahead of the
+    # one sending, never more than the cap.
+    assert 2 <= counting.most_open <= OPEN_CLAIMS, "no claim ahead, or too many claims open"
     # Transactions started in the order they were committed, across rounds.
     assert broker.started == [f"t{t}" for t in range(40)]
     assert sum(map(len, broker.sent.values())) == 80

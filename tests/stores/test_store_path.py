@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -16,7 +17,6 @@ from busline.envelope import new_message_id
 from busline.messages import MessageKind
 from busline.stores import Store, StoreError, open_store
 from busline.stores.rows import outbox_values, transaction_values
-from busline.stores.sqlite_sql import finish_script
 from tests.stores.db import count, query, run
 
 
@@ -100,14 +100,6 @@ async def test_a_dispatch_mark_covers_every_transaction_of_its_batch(store_url, 
         assert kept == (6 if retention else 2)
 
 
-def test_the_sqlite_mark_script_takes_only_busline_ids():
-    script = finish_script(["ab12", "cd34"], 5.5, keep_sent=True)
-    assert script.startswith("BEGIN IMMEDIATE;") and script.endswith("COMMIT;")
-    assert "'ab12', 'cd34'" in script and "5.5" in script
-    with pytest.raises(StoreError):
-        finish_script(["x'); DROP TABLE busline_inbox; --"], 5.5, keep_sent=True)
-
-
 @pytest.mark.parametrize("level", ["NORMAL", "FULL"])
 async def test_sqlite_runs_wal_with_the_synchronous_setting_asked_for(sqlite_url, level):
     async with opened(sqlite_url, StoreSettings(sqlite_synchronous=level)) as store:
@@ -121,30 +113,41 @@ async def test_sqlite_runs_wal_with_the_synchronous_setting_asked_for(sqlite_url
         StoreSettings(sqlite_synchronous="OFF")
 
 
-async def test_a_sqlite_handler_transaction_takes_four_trips_to_its_thread(sqlite_url):
-    """The inbox record begins the transaction (the connection's implicit BEGIN, same trip), then
-    the handler's own write, the outbox transaction with its rows (one statement; its trigger
-    writes both tables), the commit."""
+async def test_a_sqlite_handler_transaction_leaves_only_the_handlers_writes_to_the_thread(
+    sqlite_url,
+):
+    """busline's statements (begin, savepoint, inbox record, outbox rows, release, commit) run on
+    the event loop's thread; only the handler's own write takes a trip to aiosqlite's thread. The
+    trace callback runs on the thread that runs the statement."""
     async with opened(sqlite_url) as store:
-        statements: list[str] = []
+        statements: list[tuple[str, int]] = []
+
+        def trace(statement: str) -> None:
+            statements.append((statement, threading.get_ident()))
+
         async with store.transaction() as tx:
             await tx.connection.execute("CREATE TABLE orders (id TEXT PRIMARY KEY)")
-            await tx.connection.set_trace_callback(statements.append)
+            await tx.connection.set_trace_callback(trace)
         statements.clear()
         async with store.transaction(("q", "k", "m", 1.0)) as tx:
             await tx.connection.execute("INSERT INTO orders (id) VALUES (?)", ("o-1",))
             await tx.add_outbox(*outbox_of(new_message_id(), 2))
         await tx.connection.set_trace_callback(None)
+    loop_thread = threading.get_ident()
     # Trigger bodies are traced as comments; an executemany's rows each as its statement.
-    heads = [" ".join(s.split()[:3]) for s in statements if not s.startswith("--")]
+    heads = [(" ".join(s.split()[:3]), t) for s, t in statements if not s.startswith("--")]
     top_level = [head for i, head in enumerate(heads) if i == 0 or heads[i - 1] != head]
-    assert top_level == [
+    assert [head for head, _ in top_level] == [
         "BEGIN IMMEDIATE",
+        "SAVEPOINT busline_turn",
         "INSERT INTO busline_inbox",
         "INSERT INTO orders",
         "INSERT INTO busline_outbox_write",
+        "RELEASE busline_turn",
         "COMMIT",
     ]
+    off_loop = [head for head, thread in top_level if thread != loop_thread]
+    assert off_loop == ["INSERT INTO orders"]
 
 
 async def test_the_sqlite_database_file_holds_no_trace_of_the_temporary_view(sqlite_url):
