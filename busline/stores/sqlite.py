@@ -131,6 +131,8 @@ class SqliteStore(SqliteUpkeep, SqliteSagaStore):
             # From here on only BEGIN IMMEDIATE waits for other processes, and it does so in
             # aiosqlite's thread (see SqliteTurns): statements on the loop's thread never block.
             await conn.execute("PRAGMA busy_timeout=0")
+            # Checkpoints sync the database file: the turns run them in the thread instead.
+            await conn.execute("PRAGMA wal_autocheckpoint=0")
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open {mask_url(self.url)}: {exc}") from exc
         self._conn = conn

@@ -14,7 +14,10 @@ on the event loop's thread, directly on the ``sqlite3`` connection: each takes m
 WAL mode, far less than a trip to aiosqlite's thread. Application code (``ctx.db``) uses the
 ``aiosqlite`` connection over the same ``sqlite3`` connection, during its turn only. What could
 block the loop stays in aiosqlite's thread: waiting for another process's write lock, and a
-commit that syncs the log (``synchronous=FULL``).
+commit that syncs the log (``synchronous=FULL``), and checkpoints (copying the write-ahead log
+into the database file and syncing it): the connection's automatic checkpoint is off, and the
+turns run one in aiosqlite's thread every so many commits, between two groups, so that the log
+is copied whole and starts over (see :class:`Checkpoints`).
 """
 
 from __future__ import annotations
@@ -34,6 +37,32 @@ log = logging.getLogger("busline.stores.sqlite")
 
 #: The savepoint of one turn (released before the next turn takes its own).
 SAVEPOINT = "busline_turn"
+
+#: Pages of write-ahead log a checkpoint should find (SQLite's own automatic checkpoint runs at
+#: 1,000): the number of commits between checkpoints is tuned towards it.
+CHECKPOINT_PAGES = 1000
+
+
+class Checkpoints:
+    """When to checkpoint: every :attr:`interval` commits, the interval tuned so that each
+    checkpoint finds about :data:`CHECKPOINT_PAGES` pages of log."""
+
+    __slots__ = ("commits", "interval")
+
+    def __init__(self) -> None:
+        self.commits = 0
+        self.interval = 64
+
+    def committed(self) -> bool:
+        """Count a commit; ``True`` when a checkpoint is due."""
+        self.commits += 1
+        return self.commits >= self.interval
+
+    def done(self, pages: int) -> None:
+        """A checkpoint found ``pages`` pages of log: tune the interval towards the target."""
+        rate = max(pages, 1) / max(self.commits, 1)
+        self.interval = min(4096, max(8, round(CHECKPOINT_PAGES / rate)))
+        self.commits = 0
 
 
 class GroupFailed(StoreError):
@@ -85,6 +114,8 @@ class SqliteTurns:
         #: Turns still to commit on their own after a group failed to commit.
         self._solo = 0
         self._flush: asyncio.Task[None] | None = None
+        self._checkpoints = Checkpoints()
+        self._checkpoint: asyncio.Task[None] | None = None
 
     @asynccontextmanager
     async def turn(self) -> AsyncIterator[None]:
@@ -206,6 +237,23 @@ class SqliteTurns:
             return
         if not group.done.done():
             group.done.set_result(None)
+        if self._checkpoints.committed() and (self._checkpoint is None or self._checkpoint.done()):
+            self._checkpoint = asyncio.get_running_loop().create_task(self._run_checkpoint())
+
+    async def _run_checkpoint(self) -> None:
+        """Copy the log into the database file between two groups, in aiosqlite's thread (it
+        syncs the file): with no transaction open on this connection the copy is whole, and the
+        next transaction starts the log over."""
+        try:
+            async with self._lock:
+                if self._group is not None:
+                    await self._finish(self._group)
+                found = await self.conn.execute_fetchall("PRAGMA wal_checkpoint(PASSIVE)")
+        except Exception:
+            log.warning("SQLite checkpoint failed; the next one retries", exc_info=True)
+            return
+        for _busy, pages, _copied in found:
+            self._checkpoints.done(pages)
 
     def _fail(self, group: SqliteGroup, cause: BaseException) -> None:
         """Roll the group's transaction back and fail every member: each retries; the next
@@ -224,10 +272,10 @@ class SqliteTurns:
             group.done.exception()
 
     async def close(self) -> None:
-        """Commit what is open and stop flushing."""
+        """Commit what is open; wait for a running flush or checkpoint."""
         await self.flush()
-        if self._flush is not None:
-            await asyncio.gather(self._flush, return_exceptions=True)
+        pending = [task for task in (self._flush, self._checkpoint) if task is not None]
+        await asyncio.gather(*pending, return_exceptions=True)
 
 
 def changes_of(raw: sqlite3.Connection, statement: str, params: tuple[Any, ...]) -> int:

@@ -1,0 +1,213 @@
+"""SQLite transactions queued behind each other share one commit, each in its own savepoint: a
+failing one takes only its own work with it, a broken shared transaction fails (and retries)
+every member and nothing half of it stays, and nobody waits forever for a commit."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
+import pytest
+
+from busline import StoreSettings
+from busline.stores import StoreError, open_store
+from busline.stores.sqlite import SqliteStore
+from busline.stores.sqlite_turns import Checkpoints, GroupFailed
+from tests.stores.db import query
+
+Member = Callable[..., Awaitable[None]]
+
+
+@asynccontextmanager
+async def traced(
+    url: str, settings: StoreSettings | None = None
+) -> AsyncIterator[tuple[SqliteStore, list[str]]]:
+    """An open store with an ``orders`` table, and the statements its connection runs from now."""
+    store = open_store(url, settings or StoreSettings())
+    assert isinstance(store, SqliteStore)
+    await store.open()
+    statements: list[str] = []
+    try:
+        async with store.transaction() as tx:
+            await tx.connection.execute("CREATE TABLE orders (id TEXT PRIMARY KEY)")
+            await tx.connection.set_trace_callback(statements.append)
+        statements.clear()
+        yield store, statements
+    finally:
+        await store.close()
+
+
+def commits(statements: list[str]) -> int:
+    return sum(1 for statement in statements if statement == "COMMIT")
+
+
+async def write(store: SqliteStore, order: str, gate: asyncio.Event | None = None) -> bool:
+    """One transaction writing ``order`` (keyed by it), held open until ``gate`` is set;
+    returns whether its inbox record was new."""
+    async with store.transaction(("q", order, order, 1.0)) as tx:
+        if tx.first_time:
+            await tx.connection.execute("INSERT INTO orders (id) VALUES (?)", (order,))
+        if gate is not None:
+            await gate.wait()
+        return tx.first_time
+
+
+async def queued_behind(
+    store: SqliteStore, first: asyncio.Task[object], *rest: Member
+) -> list[asyncio.Task[object]]:
+    """Start ``rest`` once ``first`` holds the turn, so they queue behind it in order."""
+    tasks: list[asyncio.Task[object]] = []
+    for member in rest:
+        # One pass of the loop: the task runs until it waits for the turn (nothing before that
+        # awaits), so the members queue in this order.
+        await asyncio.sleep(0)
+        tasks.append(asyncio.create_task(member()))
+    await asyncio.sleep(0)
+    assert not first.done()
+    return tasks
+
+
+async def test_transactions_queued_behind_each_other_commit_once_together(sqlite_url):
+    gate = asyncio.Event()
+    async with traced(sqlite_url) as (store, statements):
+        first = asyncio.create_task(write(store, "o-1", gate))
+        await asyncio.sleep(0)
+        rest = await queued_behind(
+            store, first, lambda: write(store, "o-2"), lambda: write(store, "o-3")
+        )
+        gate.set()
+        assert await asyncio.gather(first, *rest) == [True, True, True]
+        assert commits(statements) == 1
+        assert statements.count("SAVEPOINT busline_turn") == 3
+    assert await query(sqlite_url, "SELECT id FROM orders ORDER BY id") == [
+        ("o-1",),
+        ("o-2",),
+        ("o-3",),
+    ]
+
+
+async def test_a_failing_transaction_in_a_group_rolls_back_only_itself(sqlite_url):
+    gate = asyncio.Event()
+
+    async def failing() -> None:
+        async with store.transaction(("q", "o-2", "o-2", 1.0)) as tx:
+            await tx.connection.execute("INSERT INTO orders (id) VALUES ('o-2')")
+            raise RuntimeError("handler failed")
+
+    async with traced(sqlite_url) as (store, statements):
+        first = asyncio.create_task(write(store, "o-1", gate))
+        await asyncio.sleep(0)
+        rest = await queued_behind(store, first, failing, lambda: write(store, "o-3"))
+        gate.set()
+        results = await asyncio.gather(first, *rest, return_exceptions=True)
+        assert results[0] is True and results[2] is True
+        assert isinstance(results[1], RuntimeError)
+        assert commits(statements) == 1
+    assert await query(sqlite_url, "SELECT id FROM orders ORDER BY id") == [("o-1",), ("o-3",)]
+    keys = await query(sqlite_url, "SELECT idempotency_key FROM busline_inbox ORDER BY 1")
+    assert keys == [("o-1",), ("o-3",)]  # the failed one's record went with it: it can retry
+
+
+async def test_a_duplicate_in_the_same_group_sees_the_first_ones_record(sqlite_url):
+    gate = asyncio.Event()
+    async with traced(sqlite_url) as (store, _):
+        first = asyncio.create_task(write(store, "o-1", gate))
+        await asyncio.sleep(0)
+        rest = await queued_behind(store, first, lambda: write(store, "o-1"))
+        gate.set()
+        assert await asyncio.gather(first, *rest) == [True, False]
+    assert await query(sqlite_url, "SELECT COUNT(*) FROM orders") == [(1,)]
+
+
+async def test_a_transaction_ended_inside_a_handler_fails_its_whole_group_then_goes_alone(
+    sqlite_url,
+):
+    """A COMMIT through ctx.db breaks the shared transaction: every member of the group is told
+    (each retries; the inbox drops what did commit), and the next ones commit on their own."""
+    gate = asyncio.Event()
+
+    async def rogue() -> None:
+        async with store.transaction(("q", "o-2", "o-2", 1.0)) as tx:
+            await tx.connection.execute("COMMIT")
+
+    async with traced(sqlite_url) as (store, statements):
+        first = asyncio.create_task(write(store, "o-1", gate))
+        await asyncio.sleep(0)
+        rest = await queued_behind(store, first, rogue)
+        gate.set()
+        results = await asyncio.gather(first, *rest, return_exceptions=True)
+        assert isinstance(results[0], GroupFailed)
+        assert isinstance(results[1], StoreError) and "ctx.db" in str(results[1])
+        # The retry: o-1 already committed (with the rogue COMMIT), so its inbox drops it.
+        statements.clear()
+        assert await write(store, "o-1") is False
+        gate2 = asyncio.Event()
+        again = asyncio.create_task(write(store, "o-4", gate2))
+        await asyncio.sleep(0)
+        behind = await queued_behind(store, again, lambda: write(store, "o-5"))
+        gate2.set()
+        await asyncio.gather(again, *behind)
+        assert commits(statements) == 3, "after a failed group, its size in turns go alone"
+    assert await query(sqlite_url, "SELECT id FROM orders ORDER BY id") == [
+        ("o-1",),
+        ("o-4",),
+        ("o-5",),
+    ]
+
+
+async def test_a_group_left_open_for_a_waiter_that_gave_up_still_commits(sqlite_url):
+    gate = asyncio.Event()
+    async with traced(sqlite_url) as (store, statements):
+        waiter: asyncio.Task[object] | None = None
+
+        async def first_then_cancel_the_waiter() -> None:
+            async with store.transaction(("q", "o-1", "o-1", 1.0)) as tx:
+                await tx.connection.execute("INSERT INTO orders (id) VALUES ('o-1')")
+                await gate.wait()
+                assert waiter is not None
+                # Runs after this turn was left open for the waiter, before the waiter runs.
+                asyncio.get_running_loop().call_soon(waiter.cancel)
+
+        first = asyncio.create_task(first_then_cancel_the_waiter())
+        await asyncio.sleep(0)
+        [waiter] = await queued_behind(store, first, lambda: write(store, "o-2"))
+        gate.set()
+        await asyncio.wait_for(first, 5)
+        with pytest.raises(asyncio.CancelledError):
+            await waiter
+        assert commits(statements) == 1
+    assert await query(sqlite_url, "SELECT id FROM orders") == [("o-1",)]
+
+
+async def test_with_max_group_1_every_transaction_commits_alone(sqlite_url):
+    gate = asyncio.Event()
+    async with traced(sqlite_url, StoreSettings(max_group=1)) as (store, statements):
+        first = asyncio.create_task(write(store, "o-1", gate))
+        await asyncio.sleep(0)
+        rest = await queued_behind(
+            store, first, lambda: write(store, "o-2"), lambda: write(store, "o-3")
+        )
+        gate.set()
+        await asyncio.gather(first, *rest)
+        assert commits(statements) == 3
+
+
+async def test_checkpoints_run_in_the_thread_and_keep_the_log_short(sqlite_url):
+    async with traced(sqlite_url) as (store, statements):
+        for n in range(200):
+            await write(store, f"o-{n}")
+        assert "PRAGMA wal_checkpoint(PASSIVE)" in statements
+    assert await query(sqlite_url, "SELECT COUNT(*) FROM orders") == [(200,)]
+
+
+def test_the_checkpoint_interval_tends_towards_a_thousand_pages():
+    checkpoints = Checkpoints()
+    while not checkpoints.committed():
+        pass
+    checkpoints.done(pages=checkpoints.interval * 50)  # 50 pages a commit: every 20 commits
+    assert checkpoints.interval == 20
+    while not checkpoints.committed():
+        pass
+    checkpoints.done(pages=checkpoints.interval)  # 1 page a commit: as rarely as allowed
+    assert checkpoints.interval == 1000
