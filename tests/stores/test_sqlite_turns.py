@@ -211,3 +211,42 @@ def test_the_checkpoint_interval_tends_towards_a_thousand_pages():
         pass
     checkpoints.done(pages=checkpoints.interval)  # 1 page a commit: as rarely as allowed
     assert checkpoints.interval == 1000
+
+
+async def test_waiting_for_another_processs_write_lock_leaves_the_loop_free(sqlite_url):
+    """Another connection (another process, or a second bus on the same file) holds the write
+    lock: this store's BEGIN IMMEDIATE waits for it in aiosqlite's thread, while the event loop
+    keeps running, and goes ahead once the lock is free."""
+    holding, release = asyncio.Event(), asyncio.Event()
+    async with traced(sqlite_url) as (first, _), traced_again(sqlite_url) as second:
+
+        async def hold() -> None:
+            async with first.transaction(("q", "o-1", "o-1", 1.0)) as tx:
+                await tx.connection.execute("INSERT INTO orders (id) VALUES ('o-1')")
+                holding.set()
+                await release.wait()
+
+        holder = asyncio.create_task(hold())
+        await holding.wait()
+        waiter = asyncio.create_task(write(second, "o-2"))
+        try:
+            for _ in range(20):  # the loop turns while the second store waits for the lock
+                await asyncio.sleep(0)
+            assert not waiter.done()
+        finally:
+            release.set()
+            await holder
+        assert await asyncio.wait_for(waiter, 10) is True
+    assert await query(sqlite_url, "SELECT id FROM orders ORDER BY id") == [("o-1",), ("o-2",)]
+
+
+@asynccontextmanager
+async def traced_again(url: str) -> AsyncIterator[SqliteStore]:
+    """A second store on the same file (its tables exist already)."""
+    store = open_store(url)
+    assert isinstance(store, SqliteStore)
+    await store.open()
+    try:
+        yield store
+    finally:
+        await store.close()
