@@ -21,6 +21,7 @@ takes a savepoint with ``SAVEPOINT name`` / ``RELEASE SAVEPOINT name`` (asyncpg 
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import math
 from typing import Any
@@ -36,6 +37,19 @@ RESET_SESSION = "SELECT pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *; RESET A
 
 COMMIT = f"COMMIT; {RESET_SESSION}"
 ROLLBACK = f"ROLLBACK; {RESET_SESSION}"
+
+# Transactions sharing one (see busline.stores.pg_group): each after the first of the database
+# transaction runs in this savepoint; what ends one goes with the next round trip.
+SAVEPOINT = "SAVEPOINT busline_member"
+#: After a member that succeeded (releasing too the savepoints its block left open), with the
+#: reset inside the transaction: a transaction left aborted fails at it (``COMMIT`` alone would
+#: answer an aborted transaction with a rollback, not an error).
+RELEASE = f"RELEASE SAVEPOINT busline_member; {RESET_SESSION}; "
+#: The same, after a member that failed.
+ROLLBACK_TO = f"ROLLBACK TO SAVEPOINT busline_member; {RELEASE}"
+#: After the first member of the transaction (no savepoint) when it succeeded, or failed.
+FIRST_DONE = f"{RESET_SESSION}; "
+FIRST_FAILED = f"{ROLLBACK}; "
 
 
 def text_literal(value: str) -> str:
@@ -83,16 +97,20 @@ def outbox_insert(transaction: tuple[Any, ...], rows: list[tuple[Any, ...]]) -> 
     )
 
 
-def begin(inbox: InboxRecord | None) -> str:
-    """``BEGIN``, followed by the insert of ``inbox`` when given (its command status then tells
-    whether the record was new: ``INSERT 0 1``)."""
-    if inbox is None:
-        return "BEGIN"
+def inbox_insert(inbox: InboxRecord) -> str:
+    """The insert of ``inbox`` with literal values (``ON CONFLICT DO NOTHING``: its command
+    status tells whether the record was new, ``INSERT 0 1``)."""
     consumer, key, message_id, now = inbox
     if not math.isfinite(now):
         raise ValueError(f"inbox time must be finite, got {now!r}")
     values = ", ".join([text_literal(consumer), text_literal(key), text_literal(message_id)])
-    return f"BEGIN; {sql.INSERT_INBOX.replace('?, ?, ?, ?', f'{values}, {float(now)!r}')}"
+    return sql.INSERT_INBOX.replace("?, ?, ?, ?", f"{values}, {float(now)!r}")
+
+
+def begin(inbox: InboxRecord | None) -> str:
+    """``BEGIN``, followed by the insert of ``inbox`` when given (its command status then tells
+    whether the record was new: ``INSERT 0 1``)."""
+    return "BEGIN" if inbox is None else f"BEGIN; {inbox_insert(inbox)}"
 
 
 def mark_dispatched(tx_ids: list[str], now: float, keep_sent: bool) -> str:
@@ -130,5 +148,12 @@ async def end(conn: Any, statement: str) -> None:
         try:
             await conn.execute(ROLLBACK)
         except BaseException:
-            conn.terminate()
+            discard(conn)
         raise
+
+
+def discard(conn: Any) -> None:
+    """Close the connection at once, its state unknown (the pool opens another instead)."""
+    # Already gone if the pool closed meanwhile (the store's close).
+    with contextlib.suppress(asyncpg.InterfaceError):
+        conn.terminate()

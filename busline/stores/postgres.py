@@ -1,9 +1,11 @@
 """The PostgreSQL store (asyncpg): the production store, ``postgresql://user:pass@host/db``.
 
-A connection pool serves handlers concurrently, each in its own transaction. Relays claim outbox
-transactions with ``FOR UPDATE SKIP LOCKED`` and hold the row locks while they send, so any
-number of relays (one per bus instance) never dispatch the same row at the same time. Query
-parameters of the URL other than asyncpg's own become server settings, e.g.
+A connection pool serves handlers concurrently. Transactions that run at the same time may share
+one database transaction and its commit, each in a savepoint of its own (see
+:mod:`busline.stores.pg_group`; ``StoreSettings.max_group=1``: each commits on its own).
+Relays claim outbox transactions with ``FOR UPDATE SKIP LOCKED`` and hold the row locks while
+they send, so any number of relays (one per bus instance) never dispatch the same row at the
+same time. Query parameters of the URL other than asyncpg's own become server settings, e.g.
 ``?search_path=myschema`` to keep busline's tables in a schema.
 """
 
@@ -12,13 +14,13 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 from urllib.parse import urlsplit
 
 import asyncpg  # type: ignore[import-untyped]  # no stubs shipped
 
-from busline.stores import pg_session, saga_postgres, sql
+from busline.stores import pg_group, pg_session, saga_postgres, sql
 from busline.stores import postgres_sql as pg
 from busline.stores.base import Claim, InboxRecord, OutboxStats, StoreSettings
 from busline.stores.errors import StoreError
@@ -92,7 +94,10 @@ class PostgresStore(saga_postgres.PostgresSagaStore):
         self.url = url
         self._pool_size = settings.pool_size
         self._keep_sent = settings.keeps_sent_rows
+        self._settings = settings
         self._pool: asyncpg.Pool | None = None
+        #: Transactions' groups (``None`` while closed, or with ``max_group=1``).
+        self._groups: pg_group.Groups | None = None
 
     def __repr__(self) -> str:
         return f"<PostgresStore {mask_url(self.url)!r}>"
@@ -111,6 +116,10 @@ class PostgresStore(saga_postgres.PostgresSagaStore):
                 f"cannot connect to {mask_url(self.url)}: {type(exc).__name__}: "
                 f"{_without_password(str(exc), self.url)}"
             ) from None
+        if self._settings.max_group > 1:
+            self._groups = pg_group.Groups(
+                self._pool, self._settings.max_group, self._settings.group_wait
+            )
         if not migrate:
             return
         try:
@@ -122,6 +131,7 @@ class PostgresStore(saga_postgres.PostgresSagaStore):
     async def close(self) -> None:
         """Close the pool (waiting briefly for connections in use, then terminating)."""
         pool, self._pool = self._pool, None
+        self._groups = None
         if pool is not None:
             try:
                 await asyncio.wait_for(pool.close(), 10)
@@ -145,14 +155,26 @@ class PostgresStore(saga_postgres.PostgresSagaStore):
                     pg.RECORD_VERSION, migration.version, migration.description, time.time()
                 )
 
-    @asynccontextmanager
-    async def transaction(
+    def transaction(
         self, inbox: InboxRecord | None = None
+    ) -> AbstractAsyncContextManager[PostgresTransaction]:
+        """Open a transaction: commit at the end, roll back on error; given an inbox record,
+        insert it first (``first_time``: whether it was new). The block leaves only once its
+        writes are committed (or, when it raises, rolled back). Transactions running at the
+        same time may share a database transaction, each in its own savepoint (see
+        :mod:`busline.stores.pg_group`): one whose block raises is rolled back alone; a shared
+        commit that fails fails all of them."""
+        groups = self._groups
+        if groups is None:
+            return self._own_transaction(inbox)
+        return pg_group.Member(groups, inbox, PostgresTransaction)
+
+    @asynccontextmanager
+    async def _own_transaction(
+        self, inbox: InboxRecord | None
     ) -> AsyncIterator[PostgresTransaction]:
-        """Open a transaction on a pooled connection: commit at the end, roll back on error;
-        given an inbox record, insert it first (``first_time``: whether it was new). Its start
-        and the record take one round trip, its end and the session's reset another (see
-        :mod:`busline.stores.pg_session`)."""
+        """A transaction on a connection of its own: its start and the record take one round
+        trip, its end and the session's reset another (see :mod:`busline.stores.pg_session`)."""
         async with self._get_pool().acquire() as conn:
             tx = PostgresTransaction(conn)
             try:
