@@ -49,11 +49,12 @@ class StoreSettings:
             a crash of the process; an OS crash or power cut may roll back the last ones) or
             ``"FULL"`` (the log is synced at every commit: it survives a power cut too, at a
             sync per commit). See docs/outbox.md.
-        max_group: Most transactions committed together. Transactions that would otherwise wait
-            for each other (SQLite's one writer; PostgreSQL connections busy) share one database
-            transaction, each in its own savepoint, and one commit: a failing one rolls back only
-            its own savepoint, and each caller still returns only after the shared commit.
-            ``1`` commits every transaction on its own.
+        max_group: Most transactions committed together (1 to 64). Transactions that would
+            otherwise wait for each other (SQLite's one writer; PostgreSQL connections busy)
+            share one database transaction, each in its own savepoint, and one commit: a failing
+            one rolls back only its own savepoint, and each caller still returns only after the
+            shared commit. ``1`` commits every transaction on its own. At most 64: PostgreSQL
+            caches that many savepoints' ids per transaction, more slow down every reader.
         group_wait: PostgreSQL: seconds a transaction may expect to wait for its turn in a
             running group (the group's transactions ahead of it times their average duration)
             before it takes a connection of its own instead, while the pool has one. Slow
@@ -72,8 +73,8 @@ class StoreSettings:
     pool_size: int = 32
     saga_retention: float = 0.0
     sqlite_synchronous: str = "NORMAL"
-    max_group: int = 32
-    group_wait: float = 0.002
+    max_group: int = 8
+    group_wait: float = 0.01
 
     def __post_init__(self) -> None:
         if self.sqlite_synchronous not in ("NORMAL", "FULL"):
@@ -90,9 +91,11 @@ class StoreSettings:
         ):
             if getattr(self, name) <= 0:
                 raise ValueError(f"StoreSettings.{name} must be positive")
+        if not 1 <= self.max_group <= 64:
+            raise ValueError("StoreSettings.max_group must be between 1 and 64")
         if self.group_wait < 0:
             raise ValueError("StoreSettings.group_wait must not be negative")
-        for name in ("relay_batch", "relay_window", "pool_size", "max_group"):
+        for name in ("relay_batch", "relay_window", "pool_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"StoreSettings.{name} must be at least 1")
 

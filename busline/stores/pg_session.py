@@ -30,12 +30,16 @@ import asyncpg  # type: ignore[import-untyped]  # no stubs shipped
 
 from busline.stores import sql
 from busline.stores.base import InboxRecord
+from busline.stores.errors import StoreError
 from busline.stores.schema import OUTBOX_COLUMNS, TRANSACTION_COLUMNS
 
 #: What asyncpg's ``Connection.reset()`` runs on PostgreSQL when a connection goes back.
 RESET_SESSION = "SELECT pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *; RESET ALL"
 
-COMMIT = f"COMMIT; {RESET_SESSION}"
+#: The reset goes before ``COMMIT``, inside the transaction: in a transaction left aborted (a
+#: handler that caught an SQL error and went on) it fails, where ``COMMIT`` would quietly answer
+#: ``ROLLBACK`` and the message be acknowledged with its writes gone.
+COMMIT = f"{RESET_SESSION}; COMMIT"
 ROLLBACK = f"ROLLBACK; {RESET_SESSION}"
 
 # Transactions sharing one (see busline.stores.pg_group): each after the first of the database
@@ -141,9 +145,11 @@ POOL_OPTIONS: dict[str, Any] = (
 async def end(conn: Any, statement: str) -> None:
     """Run ``COMMIT`` or ``ROLLBACK`` with the session reset; if that fails, roll back and reset
     apart, and if even that fails, close the connection (the pool replaces it). Raises what the
-    first attempt raised (a commit that failed)."""
+    first attempt raised (a commit that failed, or one that ended in a rollback)."""
     try:
-        await conn.execute(statement)
+        status = await conn.execute(statement)
+        if statement.endswith("COMMIT") and status != "COMMIT":
+            raise StoreError(f"the transaction ended in {status}, not COMMIT: nothing is kept")
     except BaseException:
         try:
             await conn.execute(ROLLBACK)

@@ -4,6 +4,7 @@ each still guarantees, on both stores."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import threading
@@ -257,3 +258,23 @@ def test_the_postgres_mark_commits_without_waiting_for_the_log_and_quotes_its_id
     assert "$q$ab12$q$" in script and "$qq$x$q$y$qq$" in script
     deleting = mark_dispatched(["ab12"], 5.5, keep_sent=False)
     assert deleting.count("DELETE FROM") == 2
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("max_group", [1, 8])
+async def test_postgres_a_swallowed_sql_error_fails_the_commit_instead_of_losing_the_writes(
+    pg_url, max_group
+):
+    """A handler that catches an SQL error and returns leaves the transaction aborted; its end
+    must raise (the message is retried), not answer ROLLBACK quietly and let it be acked."""
+    async with opened(pg_url, StoreSettings(pool_size=1, max_group=max_group)) as store:
+        async with store.transaction() as tx:
+            await tx.connection.execute("CREATE TABLE once (id TEXT PRIMARY KEY)")
+        with pytest.raises(Exception, match="aborted"):
+            async with store.transaction(("q", "k", "m", 1.0)) as tx:
+                await tx.connection.execute("INSERT INTO once VALUES ('a')")
+                with contextlib.suppress(Exception):
+                    await tx.connection.execute("INSERT INTO once VALUES ('a')")
+        async with store.transaction(("q", "k", "m", 1.0)) as tx:
+            assert tx.first_time  # nothing of the failed one was kept: the retry runs anew
+    assert await query(pg_url, "SELECT id FROM once") == []
