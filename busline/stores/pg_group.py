@@ -22,14 +22,12 @@ from __future__ import annotations
 import asyncio
 import math
 from collections import deque
-from collections.abc import Callable
 from time import perf_counter
-from types import TracebackType
-from typing import Any, Generic, Literal, Protocol, TypeVar
+from typing import Any, Literal, Protocol, TypeVar
 
-from busline.stores import pg_session, sql
-from busline.stores.base import InboxRecord
+from busline.stores import pg_session
 from busline.stores.errors import StoreError
+from busline.stores.pg_prepared import PreparedStatements
 
 #: How a queued member's wait ends: its turn came, its group failed before (place it again), or
 #: it waited too long and goes to a connection of its own.
@@ -205,6 +203,7 @@ class Group:
         """End the group on ``error``: members waiting for the commit get it, members queued
         are placed again; roll back (or, failing that, close the connection) and give it back."""
         self.stop_accepting()
+        self.groups.statements.noticed(error)
         # The transactions coming next commit alone (as many as this group had), so that one
         # that cannot commit, retried, fails alone instead of taking new neighbours with it.
         self.groups.solo += self.joined
@@ -241,8 +240,12 @@ class Group:
 class Groups:
     """A store's groups accepting members, and where a new transaction goes."""
 
-    def __init__(self, pool: Any, max_group: int, group_wait: float) -> None:
+    def __init__(
+        self, pool: Any, max_group: int, group_wait: float, statements: PreparedStatements
+    ) -> None:
         self.pool = pool
+        #: The statements each transaction runs (prepared, where the connection has them).
+        self.statements = statements
         self.max_group = max_group
         self.group_wait = group_wait
         #: Seconds a member queued waits for its turn before it looks for a connection of its
@@ -299,50 +302,3 @@ class Groups:
             outcome = await group.wait_turn()
             if outcome == TURN:
                 return group
-
-
-class Member(Generic[T]):
-    """One transaction in a group: ``async with`` holds the connection for the block, then
-    waits for the group's commit."""
-
-    __slots__ = ("_group", "_groups", "_inbox", "_make_tx", "_savepoint", "_tx")
-
-    def __init__(
-        self, groups: Groups, inbox: InboxRecord | None, make_tx: Callable[[Any], T]
-    ) -> None:
-        self._groups = groups
-        self._inbox = inbox
-        self._make_tx = make_tx
-
-    async def __aenter__(self) -> T:
-        inbox = self._inbox
-        inbox_insert = "" if inbox is None else pg_session.inbox_insert(inbox)
-        self._group = group = await self._groups.take_turn()
-        self._tx = tx = self._make_tx(group.conn)
-        statement, self._savepoint = group.start(inbox_insert)
-        try:
-            status = await group.conn.execute(statement)
-        except BaseException as exc:
-            await group.fail(exc)
-            raise
-        if inbox is not None:
-            tx.first_time = sql.affected(status) == 1
-        return tx
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> bool:
-        group = self._group
-        group.finish_turn(self._tx.at_commit if exc_type is None else None, self._savepoint)
-        if group.pass_turn():
-            if exc_type is None:
-                await group.outcome()
-            return False
-        error = await group.end()
-        # The block's own error goes on, unless the end was cancelled (that must not be lost).
-        if error is not None and (exc_type is None or not isinstance(error, Exception)):
-            raise error
-        return False

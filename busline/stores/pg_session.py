@@ -29,7 +29,6 @@ from typing import Any
 import asyncpg  # type: ignore[import-untyped]  # no stubs shipped
 
 from busline.stores import sql
-from busline.stores.base import InboxRecord
 from busline.stores.errors import StoreError
 from busline.stores.schema import OUTBOX_COLUMNS, TRANSACTION_COLUMNS
 
@@ -99,22 +98,6 @@ def outbox_insert(transaction: tuple[Any, ...], rows: list[tuple[Any, ...]]) -> 
         f"VALUES ({', '.join(literal(v) for v in transaction)})) "
         f"INSERT INTO busline_outbox ({', '.join(OUTBOX_COLUMNS)}) VALUES {values}"
     )
-
-
-def inbox_insert(inbox: InboxRecord) -> str:
-    """The insert of ``inbox`` with literal values (``ON CONFLICT DO NOTHING``: its command
-    status tells whether the record was new, ``INSERT 0 1``)."""
-    consumer, key, message_id, now = inbox
-    if not math.isfinite(now):
-        raise ValueError(f"inbox time must be finite, got {now!r}")
-    values = ", ".join([text_literal(consumer), text_literal(key), text_literal(message_id)])
-    return sql.INSERT_INBOX.replace("?, ?, ?, ?", f"{values}, {float(now)!r}")
-
-
-def begin(inbox: InboxRecord | None) -> str:
-    """``BEGIN``, followed by the insert of ``inbox`` when given (its command status then tells
-    whether the record was new: ``INSERT 0 1``)."""
-    return "BEGIN" if inbox is None else f"BEGIN; {inbox_insert(inbox)}"
 
 
 def mark_dispatched(tx_ids: list[str], now: float, keep_sent: bool) -> str:

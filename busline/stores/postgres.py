@@ -24,6 +24,8 @@ from busline.stores import pg_group, pg_session, saga_postgres, sql
 from busline.stores import postgres_sql as pg
 from busline.stores.base import Claim, InboxRecord, OutboxStats, StoreSettings
 from busline.stores.errors import StoreError
+from busline.stores.pg_member import Member
+from busline.stores.pg_prepared import PreparedStatements
 from busline.stores.progress import claim_outcome
 from busline.stores.rows import in_dispatch_order, row_from_record
 from busline.stores.schema import (
@@ -39,10 +41,11 @@ MIGRATION_LOCK = 0x62_75_73_6C_69_6E_65
 class PostgresTransaction(saga_postgres.PostgresSagaTransaction):
     """An open PostgreSQL transaction; :attr:`connection` is the ``asyncpg`` connection."""
 
-    __slots__ = ("at_commit", "connection", "first_time")
+    __slots__ = ("at_commit", "connection", "first_time", "statements")
 
-    def __init__(self, connection: asyncpg.Connection) -> None:
+    def __init__(self, connection: asyncpg.Connection, statements: PreparedStatements) -> None:
         self.connection = connection
+        self.statements = statements
         #: Whether the inbox record the transaction was opened with was new.
         self.first_time = True
         #: The outbox insert sent with the commit (see :meth:`add_outbox_last`).
@@ -82,7 +85,7 @@ class PostgresTransaction(saga_postgres.PostgresSagaTransaction):
     ) -> None:
         """Insert an outbox transaction and its rows as the transaction's last write: sent with
         its commit, in the same round trip (if it fails, the commit does too)."""
-        self.at_commit = pg_session.outbox_insert(transaction, rows) + "; "
+        self.at_commit = self.statements.outbox_insert(self.connection, transaction, rows) + "; "
 
 
 class PostgresStore(saga_postgres.PostgresSagaStore):
@@ -98,6 +101,7 @@ class PostgresStore(saga_postgres.PostgresSagaStore):
         self._pool: asyncpg.Pool | None = None
         #: Transactions' groups (``None`` while closed, or with ``max_group=1``).
         self._groups: pg_group.Groups | None = None
+        self._statements = PreparedStatements()
 
     def __repr__(self) -> str:
         return f"<PostgresStore {mask_url(self.url)!r}>"
@@ -109,6 +113,7 @@ class PostgresStore(saga_postgres.PostgresSagaStore):
                 self.url,
                 min_size=1,
                 max_size=self._pool_size,
+                init=self._statements.prepare,
                 **pg_session.POOL_OPTIONS,
             )
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, ValueError) as exc:
@@ -118,7 +123,7 @@ class PostgresStore(saga_postgres.PostgresSagaStore):
             ) from None
         if self._settings.max_group > 1:
             self._groups = pg_group.Groups(
-                self._pool, self._settings.max_group, self._settings.group_wait
+                self._pool, self._settings.max_group, self._settings.group_wait, self._statements
             )
         if not migrate:
             return
@@ -144,16 +149,19 @@ class PostgresStore(saga_postgres.PostgresSagaStore):
         return self._pool
 
     async def _migrate(self) -> None:
-        async with self._get_pool().acquire() as conn, conn.transaction():
-            await conn.execute("SELECT pg_advisory_xact_lock($1)", MIGRATION_LOCK)
-            await conn.execute(VERSION_TABLE_POSTGRES)
-            applied = {row[0] for row in await conn.fetch(sql.APPLIED_VERSIONS)}
-            for migration in pending_migrations(applied):
-                for statement in migration.postgres:
-                    await conn.execute(statement)
-                await conn.execute(
-                    pg.RECORD_VERSION, migration.version, migration.description, time.time()
-                )
+        async with self._get_pool().acquire() as conn:
+            async with conn.transaction():
+                await conn.execute("SELECT pg_advisory_xact_lock($1)", MIGRATION_LOCK)
+                await conn.execute(VERSION_TABLE_POSTGRES)
+                applied = {row[0] for row in await conn.fetch(sql.APPLIED_VERSIONS)}
+                for migration in pending_migrations(applied):
+                    for statement in migration.postgres:
+                        await conn.execute(statement)
+                    await conn.execute(
+                        pg.RECORD_VERSION, migration.version, migration.description, time.time()
+                    )
+            # It opened before the tables existed (the pool's first): prepare now.
+            await self._statements.prepare(conn)
 
     def transaction(
         self, inbox: InboxRecord | None = None
@@ -167,7 +175,10 @@ class PostgresStore(saga_postgres.PostgresSagaStore):
         groups = self._groups
         if groups is None:
             return self._own_transaction(inbox)
-        return pg_group.Member(groups, inbox, PostgresTransaction)
+        return Member(groups, inbox, self._new_transaction)
+
+    def _new_transaction(self, conn: asyncpg.Connection) -> PostgresTransaction:
+        return PostgresTransaction(conn, self._statements)
 
     @asynccontextmanager
     async def _own_transaction(
@@ -176,10 +187,11 @@ class PostgresStore(saga_postgres.PostgresSagaStore):
         """A transaction on a connection of its own: its start and the record take one round
         trip, its end and the session's reset another (see :mod:`busline.stores.pg_session`)."""
         async with self._get_pool().acquire() as conn:
-            tx = PostgresTransaction(conn)
+            tx = self._new_transaction(conn)
             try:
-                status = await conn.execute(pg_session.begin(inbox))
-            except BaseException:
+                status = await conn.execute(self._statements.begin(conn, inbox))
+            except BaseException as exc:
+                self._statements.noticed(exc)
                 await pg_session.end(conn, pg_session.ROLLBACK)
                 raise
             if inbox is not None:
@@ -189,7 +201,11 @@ class PostgresStore(saga_postgres.PostgresSagaStore):
             except BaseException:
                 await pg_session.end(conn, pg_session.ROLLBACK)
                 raise
-            await pg_session.end(conn, tx.at_commit + pg_session.COMMIT)
+            try:
+                await pg_session.end(conn, tx.at_commit + pg_session.COMMIT)
+            except BaseException as exc:
+                self._statements.noticed(exc)
+                raise
 
     async def note_failed_dispatch(
         self, tx_id: str, sent: int, error: str, retry_at: float

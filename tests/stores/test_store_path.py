@@ -278,3 +278,30 @@ async def test_postgres_a_swallowed_sql_error_fails_the_commit_instead_of_losing
         async with store.transaction(("q", "k", "m", 1.0)) as tx:
             assert tx.first_time  # nothing of the failed one was kept: the retry runs anew
     assert await query(pg_url, "SELECT id FROM once") == []
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("max_group", [1, 8])
+async def test_postgres_prepares_its_statements_and_goes_on_without_them_when_they_vanish(
+    pg_url, max_group, caplog
+):
+    """busline's inbox and outbox statements are prepared once per connection; when they vanish
+    (DEALLOCATE through ctx.db here, a pooler in transaction mode in real life) the transaction
+    that finds them missing fails and is retried, and the store goes on with literal SQL."""
+    settings = StoreSettings(pool_size=1, max_group=max_group)
+    async with opened(pg_url, settings) as store:
+        async with store.transaction(("q", "k1", "m1", 1.0)) as tx:
+            names = await tx.connection.fetch("SELECT name FROM pg_prepared_statements")
+            assert {"busline_inbox_insert", "busline_outbox_insert"} <= {r["name"] for r in names}
+            await tx.add_outbox_last(*outbox_of(new_message_id(), 1))
+        with pytest.raises(Exception, match="does not exist"):
+            async with store.transaction(("q", "k2", "m2", 1.0)) as tx:
+                await tx.connection.execute("DEALLOCATE ALL")
+                await tx.add_outbox_last(*outbox_of(new_message_id(), 1))
+        [warning] = [r.getMessage() for r in caplog.records if "literal SQL" in r.getMessage()]
+        assert "\n" not in warning
+        async with store.transaction(("q", "k2", "m2", 1.0)) as tx:  # the retry
+            assert tx.first_time
+            await tx.add_outbox_last(*outbox_of(new_message_id(), 1))
+    assert await count(pg_url, "busline_outbox") == 2
+    assert await count(pg_url, "busline_inbox") == 2
