@@ -38,11 +38,11 @@ class StoreSettings:
             across transactions; a transaction's own messages still go one after another.
         relay_max_backoff: Longest wait, in seconds, before retrying a row that failed to send.
         cleanup_interval: Seconds between two purges of expired inbox and outbox rows.
-        pool_size: Most connections a PostgreSQL store opens (handlers each hold one while
-            they run; a relay draining a backlog holds up to three, one per claim). The default
-            is the bus's default prefetch, so that every handler in flight has its connection
-            and their commits group (PostgreSQL flushes its log once for the commits waiting
-            together); opened as needed. SQLite uses a single connection.
+        pool_size: Most connections a PostgreSQL store opens (a group of transactions holds one
+            while it runs, see ``max_group``; a relay draining a backlog holds up to three, one
+            per claim). The default is the bus's default prefetch, so that slow handlers can
+            each have a connection while fast ones share commits; opened as needed. SQLite uses
+            a single connection.
         saga_retention: Seconds a completed saga instance (with its steps) is kept for
             inspection before the purge deletes it; ``0`` deletes it as soon as it completes.
         sqlite_synchronous: SQLite's ``synchronous`` setting: ``"NORMAL"`` (a commit survives
