@@ -15,7 +15,6 @@ import asyncio
 import time
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from typing import Any
 from urllib.parse import urlsplit
 
 import asyncpg  # type: ignore[import-untyped]  # no stubs shipped
@@ -26,6 +25,7 @@ from busline.stores.base import Claim, InboxRecord, OutboxStats, StoreSettings
 from busline.stores.errors import StoreError
 from busline.stores.pg_member import Member
 from busline.stores.pg_prepared import PreparedStatements
+from busline.stores.pg_transaction import PostgresTransaction
 from busline.stores.progress import claim_outcome
 from busline.stores.rows import in_dispatch_order, row_from_record
 from busline.stores.schema import (
@@ -36,56 +36,6 @@ from busline.urls import mask_url
 
 #: ``pg_advisory_xact_lock`` key serializing migrations of one database ("busline" in ASCII).
 MIGRATION_LOCK = 0x62_75_73_6C_69_6E_65
-
-
-class PostgresTransaction(saga_postgres.PostgresSagaTransaction):
-    """An open PostgreSQL transaction; :attr:`connection` is the ``asyncpg`` connection."""
-
-    __slots__ = ("at_commit", "connection", "first_time", "statements")
-
-    def __init__(self, connection: asyncpg.Connection, statements: PreparedStatements) -> None:
-        self.connection = connection
-        self.statements = statements
-        #: Whether the inbox record the transaction was opened with was new.
-        self.first_time = True
-        #: The outbox insert sent with the commit (see :meth:`add_outbox_last`).
-        self.at_commit = ""
-
-    async def claim_inbox(self, consumer: str, key: str, message_id: str, now: float) -> bool:
-        """Record ``key`` for ``consumer``; ``False`` when it was already recorded.
-
-        A concurrent transaction holding the same key makes this wait for its outcome.
-        """
-        status = await self.connection.execute(pg.INSERT_INBOX, consumer, key, message_id, now)
-        return sql.affected(status) == 1
-
-    async def add_outbox(
-        self,
-        transaction: tuple[Any, ...],
-        rows: list[tuple[Any, ...]],
-        schedule_key: str | None = None,
-    ) -> None:
-        """Insert an outbox transaction and its rows (in one round trip, unless many); a
-        scheduled message replaces the pending one with its key (one more round trip)."""
-        scheduled = schedule_key is not None
-        if scheduled:
-            await self.connection.execute(saga_postgres.REPLACE_SCHEDULED, schedule_key)
-            transaction = (*transaction, schedule_key)
-        if len(rows) <= pg.ONE_STATEMENT_ROWS:
-            values = [value for row in rows for value in row]
-            insert = pg.insert_with_rows(len(rows), scheduled)
-            await self.connection.execute(insert, *transaction, *values)
-            return
-        first = saga_postgres.INSERT_SCHEDULED_TRANSACTION if scheduled else pg.INSERT_TRANSACTION
-        await self.connection.execute(first, *transaction)
-        await self.connection.executemany(pg.INSERT_OUTBOX, rows)
-
-    async def add_outbox_last(
-        self, transaction: tuple[Any, ...], rows: list[tuple[Any, ...]]
-    ) -> None:
-        """Insert an outbox transaction and its rows as the transaction's last write: sent with
-        its commit, in the same round trip (if it fails, the commit does too)."""
-        self.at_commit = self.statements.outbox_insert(self.connection, transaction, rows) + "; "
 
 
 class PostgresStore(saga_postgres.PostgresSagaStore):

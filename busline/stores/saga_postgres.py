@@ -59,7 +59,7 @@ def _cancel(where: str) -> str:
 
 class PostgresSagaTransaction:
     """Saga and scheduled-message writes of a
-    :class:`~busline.stores.postgres.PostgresTransaction`."""
+    :class:`~busline.stores.pg_transaction.PostgresTransaction`."""
 
     __slots__ = ()
 
