@@ -20,6 +20,7 @@ in aiosqlite's thread).
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import sqlite3
 import time
@@ -233,13 +234,12 @@ class SqliteStore(SqliteUpkeep, SqliteSagaStore):
                 turns.raw.execute(sql.DELETE_SENT_ROWS, (tx_id, sent))
 
     async def mark_dispatched(self, tx_ids: list[str], now: float) -> None:
-        """Mark the transactions dispatched (or delete them and their rows), in a turn of its
-        own (committed with the turns around it)."""
+        """Mark the transactions dispatched (or delete them and their rows), riding along with
+        the open group's commit (a turn of its own when none is open)."""
         turns, _ = self._open_turns()
-        async with turns.turn():
-            self._finish(turns.raw, tx_ids, now)
+        await turns.ride(functools.partial(self._write_marks, tx_ids=tx_ids, now=now))
 
-    def _finish(self, raw: sqlite3.Connection, tx_ids: list[str], now: float) -> None:
+    def _write_marks(self, raw: sqlite3.Connection, tx_ids: list[str], now: float) -> None:
         marks = placeholders(tx_ids)
         if self._keep_sent:
             raw.execute(f"{sql.MARK_DISPATCHED}({marks})", (now, *tx_ids))
@@ -277,7 +277,7 @@ class SqliteStore(SqliteUpkeep, SqliteSagaStore):
         turns, _ = self._open_turns()
         async with self._write() as conn:
             if outcome.finished:
-                self._finish(turns.raw, outcome.finished, now)
+                self._write_marks(turns.raw, outcome.finished, now)
             # Advanced and untouched transactions are due again now: their lease ends.
             if outcome.advanced:
                 await conn.executemany(

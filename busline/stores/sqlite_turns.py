@@ -25,7 +25,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -72,9 +72,11 @@ class GroupFailed(StoreError):
 class SqliteGroup:
     """One database transaction shared by consecutive turns."""
 
-    __slots__ = ("done", "solo", "turns")
+    __slots__ = ("done", "riders", "solo", "turns")
 
     def __init__(self, loop: asyncio.AbstractEventLoop, solo: bool) -> None:
+        #: Writes that ride along: run just before the commit (see :meth:`SqliteTurns.ride`).
+        self.riders: list[Callable[[sqlite3.Connection], None]] = []
         #: Resolved when the group committed (or failed: then every member retries).
         self.done: asyncio.Future[None] = loop.create_future()
         self.turns = 0
@@ -136,6 +138,19 @@ class SqliteTurns:
         finally:
             await self._pass_on(group)
         # Shielded: a caller cancelled while waiting must not cancel the others' wait.
+        await asyncio.shield(group.done)
+
+    async def ride(self, write: Callable[[sqlite3.Connection], None]) -> None:
+        """Run ``write`` (busline's own short statements, a dispatch mark) in the open group's
+        transaction just before it commits, and return once it committed; with no group open,
+        in a turn of its own. Riding saves the turn: the handlers' turns follow each other
+        without it."""
+        group = self._group
+        if group is None or group.solo:
+            async with self.turn():
+                write(self.raw)
+            return
+        group.riders.append(write)
         await asyncio.shield(group.done)
 
     async def _acquire(self) -> None:
@@ -223,9 +238,11 @@ class SqliteTurns:
             self._lock.release()
 
     async def _finish(self, group: SqliteGroup) -> None:
-        """Commit the group's transaction and tell its members."""
+        """Commit the group's transaction (with the writes riding along) and tell its members."""
         self._group = None
         try:
+            for write in group.riders:
+                write(self.raw)
             if self._sync_commit:
                 await self.conn.commit()
             else:

@@ -250,3 +250,30 @@ async def traced_again(url: str) -> AsyncIterator[SqliteStore]:
         yield store
     finally:
         await store.close()
+
+
+async def test_a_dispatch_mark_rides_along_with_the_open_groups_commit(sqlite_url):
+    """A mark while a handler's transaction runs takes no turn of its own: it is written just
+    before that group's commit, and returns once committed; with nothing open, it takes a turn."""
+    from tests.stores.test_store_path import outbox_of
+
+    gate = asyncio.Event()
+    async with traced(sqlite_url) as (store, statements):
+        async with store.transaction() as tx:
+            await tx.add_outbox(*outbox_of("tx1", 1))
+            await tx.add_outbox(*outbox_of("tx2", 1))
+        statements.clear()
+        first = asyncio.create_task(write(store, "o-1", gate))
+        await asyncio.sleep(0)
+        mark = asyncio.create_task(store.mark_dispatched(["tx1"], 5.0))
+        await asyncio.sleep(0)
+        assert not mark.done()
+        gate.set()
+        await asyncio.gather(first, mark)
+        assert commits(statements) == 1
+        assert statements.count("SAVEPOINT busline_turn") == 1  # the handler's only
+        statements.clear()
+        await store.mark_dispatched(["tx2"], 6.0)  # nothing open: a turn of its own
+        assert commits(statements) == 1
+    marked = "SELECT tx_id, dispatched_at FROM busline_outbox_transactions ORDER BY tx_id"
+    assert await query(sqlite_url, marked) == [("tx1", 5.0), ("tx2", 6.0)]
