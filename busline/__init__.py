@@ -23,7 +23,13 @@ from busline.outgoing import OutgoingMessage
 from busline.retries import NO_RETRIES, RetryPolicy
 from busline.saga import Saga
 from busline.saga_context import SagaContext
-from busline.stores import NestedTransactionError, NoStoreError, StoreError, StoreSettings
+from busline.stores import (
+    GroupCommitError,
+    NestedTransactionError,
+    NoStoreError,
+    StoreError,
+    StoreSettings,
+)
 from busline.tracing.settings import TracingSettings
 from busline.transaction import Transaction
 
@@ -37,6 +43,7 @@ __all__ = [
     "Envelope",
     "Event",
     "FailureReason",
+    "GroupCommitError",
     "MemoryDeduplication",
     "Message",
     "MessageKind",

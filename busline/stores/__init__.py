@@ -16,7 +16,12 @@ from busline.stores.base import (
     StoreSettings,
     StoreTransaction,
 )
-from busline.stores.errors import NestedTransactionError, NoStoreError, StoreError
+from busline.stores.errors import (
+    GroupCommitError,
+    NestedTransactionError,
+    NoStoreError,
+    StoreError,
+)
 
 
 def check_store_url(url: str) -> None:
@@ -37,6 +42,7 @@ def open_store(url: str, settings: StoreSettings | None = None) -> Store:
 
 __all__ = [
     "Claim",
+    "GroupCommitError",
     "InboxRecord",
     "NestedTransactionError",
     "NoStoreError",

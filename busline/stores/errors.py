@@ -15,3 +15,8 @@ class NoStoreError(StoreError, RuntimeError):
 
 class NestedTransactionError(StoreError, RuntimeError):
     """A busline transaction was opened inside another one (write through the outer one)."""
+
+
+class GroupCommitError(StoreError):
+    """The database transaction this one shared with others (see docs/outbox.md, "Shared
+    commits") did not commit: nothing of it is stored; retry it like any failure."""

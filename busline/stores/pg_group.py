@@ -26,7 +26,7 @@ from time import perf_counter
 from typing import Any, Literal, Protocol, TypeVar
 
 from busline.stores import pg_session
-from busline.stores.errors import StoreError
+from busline.stores.errors import GroupCommitError, StoreError
 from busline.stores.pg_prepared import PreparedStatements
 
 #: How a queued member's wait ends: its turn came, its group failed before (place it again), or
@@ -37,11 +37,6 @@ PLACE_AGAIN: Turn = "place again"
 OWN_GROUP: Turn = "own group"
 #: Weight of the latest turn in the store-wide typical turn (a new group's estimate).
 SMOOTHING = 0.1
-
-
-class GroupCommitError(StoreError):
-    """The database transaction this one shared with others did not commit (its commit, or a
-    round trip carrying another member's statements, failed): nothing of it is stored."""
 
 
 class GroupedTransaction(Protocol):

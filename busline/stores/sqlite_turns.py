@@ -31,7 +31,7 @@ from typing import Any
 
 import aiosqlite
 
-from busline.stores.errors import StoreError
+from busline.stores.errors import GroupCommitError, StoreError
 
 log = logging.getLogger("busline.stores.sqlite")
 
@@ -63,10 +63,6 @@ class Checkpoints:
         rate = max(pages, 1) / max(self.commits, 1)
         self.interval = min(4096, max(8, round(CHECKPOINT_PAGES / rate)))
         self.commits = 0
-
-
-class GroupFailed(StoreError):
-    """The shared transaction of a group could not commit: nothing of it was stored."""
 
 
 class SqliteGroup:
@@ -284,7 +280,8 @@ class SqliteTurns:
             log.exception("could not roll back a failed SQLite transaction")
         self._solo = max(self._solo, group.turns)
         if not group.done.done():
-            group.done.set_exception(GroupFailed(f"the shared SQLite transaction failed: {cause}"))
+            failed = GroupCommitError(f"the transaction shared with others did not commit: {cause}")
+            group.done.set_exception(failed)
             # Members that failed on their own never wait for it: don't warn about that.
             group.done.exception()
 

@@ -21,7 +21,7 @@ from busline import Envelope, StoreSettings
 from busline.envelope import new_message_id
 from busline.messages import MessageKind
 from busline.stores import open_store
-from busline.stores.pg_group import GroupCommitError
+from busline.stores.errors import GroupCommitError
 from busline.stores.postgres import PostgresStore
 from busline.stores.rows import outbox_values, transaction_values
 from tests.stores.db import Db, count, query

@@ -12,8 +12,9 @@ import pytest
 
 from busline import StoreSettings
 from busline.stores import StoreError, open_store
+from busline.stores.errors import GroupCommitError
 from busline.stores.sqlite import SqliteStore
-from busline.stores.sqlite_turns import Checkpoints, GroupFailed
+from busline.stores.sqlite_turns import Checkpoints
 from tests.stores.db import query
 
 Member = Callable[..., Awaitable[None]]
@@ -137,7 +138,7 @@ async def test_a_transaction_ended_inside_a_handler_fails_its_whole_group_then_g
         rest = await queued_behind(store, first, rogue)
         gate.set()
         results = await asyncio.gather(first, *rest, return_exceptions=True)
-        assert isinstance(results[0], GroupFailed)
+        assert isinstance(results[0], GroupCommitError)
         assert isinstance(results[1], StoreError) and "ctx.db" in str(results[1])
         # The retry: o-1 already committed (with the rogue COMMIT), so its inbox drops it.
         statements.clear()
