@@ -10,6 +10,11 @@ from typing import Any, ClassVar
 from busline.context import Context
 from busline.errors import Reject
 from busline.middleware import ConsumeNext, Middleware, OptionCheck
+from busline.stores.errors import GroupCommitError
+
+#: Times a message is run again at once, uncounted, after the transaction it shared with others
+#: failed (each time alone: see docs/outbox.md, "Shared commits"); then such a failure counts.
+SHARED_FAILURE_RERUNS = 3
 
 #: Header counting the delayed retries a message has had (0 when absent).
 HEADER_DELAYED_RETRIES = "busline-delayed-retries"
@@ -80,7 +85,10 @@ class RetryMiddleware(Middleware):
 
     Each attempt starts clean: outgoing messages and per-message state of a failed attempt are
     discarded, so only the successful attempt's effects leave. Each immediate retry is reported
-    as an :class:`~busline.outcomes.Outcome` of kind ``RETRY``.
+    as an :class:`~busline.outcomes.Outcome` of kind ``RETRY``. A
+    :class:`~busline.stores.errors.GroupCommitError` (the store transaction shared with others
+    failed, maybe by another's fault) is run again at once without counting, whatever the
+    policy, up to :data:`SHARED_FAILURE_RERUNS` times.
     """
 
     handler_options: ClassVar[Mapping[str, OptionCheck]] = {"retry": check_retry_option}
@@ -92,25 +100,30 @@ class RetryMiddleware(Middleware):
         """Retry ``call_next`` according to the handler's (or the bus's) policy."""
         policy = policy_for(ctx, self.default)
         attempts_left = policy.immediate
+        shared_left = SHARED_FAILURE_RERUNS
         while True:
             try:
                 await call_next(ctx)
                 return
             except Exception as error:
-                if not policy.retryable(error):
+                if isinstance(error, GroupCommitError) and shared_left > 0:
+                    # The transaction it shared with others failed, maybe through another's
+                    # fault: run it again at once (the store runs it alone), not counted.
+                    shared_left -= 1
+                elif not policy.retryable(error):
                     raise
-                if attempts_left > 0:
+                elif attempts_left > 0:
                     attempts_left -= 1
-                    ctx.report_retry(error)
-                    ctx.outgoing.clear()
-                    ctx.items.clear()
-                    ctx.committed = None
-                    ctx.attempt += 1
-                    continue
-                later = delayed_retry(policy, ctx)
-                if later is not None:
-                    raise later from error
-                raise
+                else:
+                    later = delayed_retry(policy, ctx)
+                    if later is not None:
+                        raise later from error
+                    raise
+                ctx.report_retry(error)
+                ctx.outgoing.clear()
+                ctx.items.clear()
+                ctx.committed = None
+                ctx.attempt += 1
 
 
 def policy_for(ctx: Context, default: RetryPolicy) -> RetryPolicy:

@@ -226,10 +226,21 @@ class Group:
         # Shielded: a member cancelled while waiting must not cancel the others' outcome.
         error = await asyncio.shield(self.done)
         if error is not None:
-            raise GroupCommitError(
-                f"the transaction shared with others did not commit: {type(error).__name__}: "
-                f"{error}"
-            ) from error
+            raise shared_failure(error) from error
+
+    def others_before(self, own_turns: int) -> bool:
+        """Whether other members' turns were in this group, besides the caller's ``own_turns``
+        done (then a failure of its round trips may be theirs, not the caller's)."""
+        return self.turns > own_turns
+
+
+def shared_failure(error: BaseException) -> GroupCommitError:
+    """The error a member gets when the transaction it shared with others failed: not its own
+    failure (the retry middleware runs it again at once, alone)."""
+    first_line = str(error).splitlines()[0] if str(error) else ""
+    return GroupCommitError(
+        f"the transaction shared with others did not commit: {type(error).__name__}: {first_line}"
+    )
 
 
 class Groups:

@@ -9,7 +9,7 @@ from typing import Any, Generic, TypeVar
 
 from busline.stores import sql
 from busline.stores.base import InboxRecord
-from busline.stores.pg_group import GroupedTransaction, Groups
+from busline.stores.pg_group import GroupedTransaction, Groups, shared_failure
 
 T = TypeVar("T", bound=GroupedTransaction)
 
@@ -35,11 +35,15 @@ class Member(Generic[T]):
         self._group = group = await self._groups.take_turn()
         inbox_insert = "" if values is None else statements.inbox_insert(group.conn, values)
         self._tx = tx = self._make_tx(group.conn)
+        # Whether the round trip carries what ended another member (a failure may be theirs).
+        shared = group.others_before(own_turns=0)
         statement, self._savepoint = group.start(inbox_insert)
         try:
             status = await group.conn.execute(statement)
         except BaseException as exc:
             await group.fail(exc)
+            if shared and isinstance(exc, Exception):
+                raise shared_failure(exc) from exc
             raise
         if inbox is not None:
             tx.first_time = sql.affected(status) == 1
@@ -57,8 +61,11 @@ class Member(Generic[T]):
             if exc_type is None:
                 await group.outcome()
             return False
+        shared = group.others_before(own_turns=1)
         error = await group.end()
         # The block's own error goes on, unless the end was cancelled (that must not be lost).
         if error is not None and (exc_type is None or not isinstance(error, Exception)):
+            if shared and isinstance(error, Exception):
+                raise shared_failure(error) from error
             raise error
         return False
