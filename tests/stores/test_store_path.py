@@ -16,7 +16,7 @@ import pytest
 from busline import Envelope, StoreSettings
 from busline.envelope import new_message_id
 from busline.messages import MessageKind
-from busline.stores import Store, StoreError, open_store
+from busline.stores import Store, open_store
 from busline.stores.rows import outbox_values, transaction_values
 from tests.stores.db import count, query, run
 
