@@ -89,21 +89,6 @@ class Publisher:
             PublishError: the broker refused it (nack) or a declaration was refused.
             PublishTimeoutError: no confirm within ``send_timeout`` (broker unreachable).
         """
-        await self._publish(
-            exchange, routing_key, body, properties, mandatory, ensure, on_unroutable, on_not_found
-        )
-
-    async def _publish(
-        self,
-        exchange: str,
-        routing_key: str,
-        body: bytes,
-        properties: Basic.Properties,
-        mandatory: bool,
-        ensure: Ensure | None,
-        on_unroutable: Callable[[], None] | None,
-        on_not_found: Callable[[], None] | None,
-    ) -> None:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._timeout
         channel_failures = 0
