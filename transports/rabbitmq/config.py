@@ -70,14 +70,17 @@ class ConnectionConfig:
     ssl_context: ssl.SSLContext | None
 
     def __init__(self, url: str, service: str, options: Mapping[str, Any]) -> None:
-        nodes = tuple(part.strip() for part in url.split(",") if part.strip())
+        nodes = node_urls(url)
         if not nodes:
             raise ValueError("an AMQP URL is needed, e.g. amqp://user:pass@host:5672/vhost")
         found: set[str] = set()
+        schemes: set[str] = set()
         for node in nodes:
             parts = urlsplit(node)
-            if parts.scheme.lower() not in ("amqp", "amqps"):
+            scheme = parts.scheme.lower()
+            if scheme not in ("amqp", "amqps"):
                 raise ValueError(f"not an AMQP URL: {mask_url(node)!r}")
+            schemes.add(scheme)
             raw = parts.password
             found.update(p for p in (raw and unquote(raw), raw) if p and len(p) >= 3)
         #: Every broker node's URL, tried in this order.
@@ -88,7 +91,7 @@ class ConnectionConfig:
         #: The passwords (decoded and as written), kept only to scrub them from other libraries'
         #: error messages. Very short ones are not scrubbed: they would mangle every message.
         self.secrets = tuple(sorted(found, key=len, reverse=True))
-        self.tls = any(urlsplit(node).scheme.lower() == "amqps" for node in nodes)
+        self.tls = "amqps" in schemes
         query = {key: values[-1] for key, values in parse_qs(parsed.query).items()}
         heartbeat = options.get("heartbeat", query.get("heartbeat", DEFAULT_HEARTBEAT))
         self.heartbeat = int(heartbeat)
@@ -128,6 +131,11 @@ class ConnectionConfig:
         jittered so that many clients do not reconnect in lockstep after a broker restart."""
         ceiling = min(self.reconnect_max_delay, self.reconnect_delay * (2.0 ** min(attempt, 16)))
         return ceiling / 2 + random.uniform(0, ceiling / 2)
+
+
+def node_urls(url: str) -> tuple[str, ...]:
+    """The broker nodes' URLs in ``url`` (comma-separated), in order, blanks left out."""
+    return tuple(part.strip() for part in url.split(",") if part.strip())
 
 
 def _context_from_query(query: Mapping[str, str]) -> ssl.SSLContext:

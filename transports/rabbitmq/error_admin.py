@@ -22,6 +22,7 @@ from busline.errorqueue import ParkedMessage, replay_headers, select
 from busline.urls import mask_url
 
 from . import amqp
+from .config import node_urls
 from .wire import PERSISTENT, wire_table
 
 log = logging.getLogger("busline.rabbitmq")
@@ -65,7 +66,7 @@ class RabbitMQErrorQueue:
         """Connect to the broker at ``url`` (with several nodes, comma-separated, to the first
         that answers)."""
         failures: list[str] = []
-        for node in (part.strip() for part in url.split(",") if part.strip()):
+        for node in node_urls(url):
             try:
                 connection = await amqp.connect(node)
             except Exception as exc:
