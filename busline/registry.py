@@ -17,8 +17,47 @@ log = logging.getLogger("busline.registry")
 HandlerFunc = Callable[..., Awaitable[None]]
 
 
+class DeclaredLinks:
+    """What declares the commands it sends and the events it publishes (a handler, or the
+    service outside its handlers), and checks the messages it emits against that."""
+
+    __slots__ = ()
+
+    sends: tuple[type[Message], ...]
+    publishes: tuple[type[Message], ...]
+    #: Message types already checked (declared, or warned about once).
+    checked: set[type[Message]]
+
+    @property
+    def declarer(self) -> str:
+        """Who the warning names."""
+        raise NotImplementedError
+
+    def check_declared(self, message_type: type[Message], kind: MessageKind) -> None:
+        """Log once per type a send or publish the declarations do not list, so that
+        ``busline map`` cannot silently drift from the code; :attr:`checked` remembers the type
+        either way, so the next send of it skips the check."""
+        checked = self.checked
+        if message_type in checked:
+            return
+        checked.add(message_type)
+        declared = self.sends if kind is MessageKind.COMMAND else self.publishes
+        if message_type in declared:
+            return
+        verb = "sends" if kind is MessageKind.COMMAND else "publishes"
+        log.warning(
+            "%s %s %s without declaring it: add %s=[%s] to its declaration so that "
+            "'busline map' shows the link",
+            self.declarer,
+            verb,
+            wire_name(message_type),
+            verb,
+            message_type.__name__,
+        )
+
+
 @dataclass(frozen=True, slots=True)
-class HandlerSpec:
+class HandlerSpec(DeclaredLinks):
     """One handler or subscriber, as the dispatcher needs it."""
 
     kind: MessageKind
@@ -43,10 +82,10 @@ class HandlerSpec:
     #: once): a send of one of them costs a set lookup.
     checked: set[type[Message]] = field(default_factory=set, compare=False)
 
-    def check_declared(self, message_type: type[Message], kind: MessageKind) -> None:
-        """Warn once if this handler sends (or publishes) a type it did not declare."""
-        if message_type not in self.checked:
-            warn_undeclared(self.name, self.sends, self.publishes, self.checked, message_type, kind)
+    @property
+    def declarer(self) -> str:
+        """Who the undeclared-link warning names: the handler."""
+        return self.name
 
     @property
     def wire_name(self) -> str:
@@ -55,7 +94,7 @@ class HandlerSpec:
 
 
 @dataclass(slots=True)
-class ServiceLinks:
+class ServiceLinks(DeclaredLinks):
     """What a service declares it sends and publishes outside its handlers (``bus.send``,
     ``bus.transaction()``): ``Bus(..., sends=[...], publishes=[...])``."""
 
@@ -65,44 +104,10 @@ class ServiceLinks:
     #: Message types already checked (declared, or warned about once).
     checked: set[type[Message]] = field(default_factory=set)
 
-    def check_declared(self, message_type: type[Message], kind: MessageKind) -> None:
-        """Warn once if the service sends (or publishes) a type it did not declare."""
-        if message_type not in self.checked:
-            warn_undeclared(
-                f"service {self.service!r}",
-                self.sends,
-                self.publishes,
-                self.checked,
-                message_type,
-                kind,
-            )
-
-
-def warn_undeclared(
-    who: str,
-    sends: tuple[type[Message], ...],
-    publishes: tuple[type[Message], ...],
-    checked: set[type[Message]],
-    message_type: type[Message],
-    kind: MessageKind,
-) -> None:
-    """Log once per ``who`` and type a send or publish its declarations do not list, so that
-    ``busline map`` cannot silently drift from the code; ``checked`` remembers the type either
-    way, so the next send of it skips the check."""
-    checked.add(message_type)
-    declared = sends if kind is MessageKind.COMMAND else publishes
-    if message_type in declared:
-        return
-    verb = "sends" if kind is MessageKind.COMMAND else "publishes"
-    log.warning(
-        "%s %s %s without declaring it: add %s=[%s] to its declaration so that "
-        "'busline map' shows the link",
-        who,
-        verb,
-        wire_name(message_type),
-        verb,
-        message_type.__name__,
-    )
+    @property
+    def declarer(self) -> str:
+        """Who the undeclared-link warning names: the service."""
+        return f"service {self.service!r}"
 
 
 def message_type_of(func: HandlerFunc, expected: MessageKind) -> type[Message]:
