@@ -78,7 +78,7 @@ class ConsumerChannel(DeliveryChannel):
         await self.acks.flush_and_stop()
         if not self.channel.is_closed:
             try:
-                await asyncio.wait_for(self.channel.close(), 5)
+                await self.channel.close(grace=5)
             except Exception as exc:
                 log.debug("%s: closing the consumer channel: %r", self.queue, exc)
 
