@@ -4,6 +4,8 @@ suite's proxy; a new connection always gets through, as it would after a real st
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 from tests.faults.env import FaultEnv
 from tests.faults.ledger import Effects, Result
 from tests.faults.load import outbox_run
@@ -16,17 +18,19 @@ PREFETCH = 32
 #: The bound issue 15 sets for noticing a stalled connection (its default: around 15-20 s).
 STALL_BOUND = 20.0
 
+#: A fault done through the proxy (see :data:`tests.faults.load.Fault`).
+ProxyFault = Callable[[FaultProxy, Effects], Awaitable[float]]
 
-async def tcp_cut(env: FaultEnv) -> Result:
-    """Scenario 4: every connection is reset at once under outbox load."""
-    result = Result("TCP cut (proxy resets every connection)")
+
+async def _through_proxy(
+    env: FaultEnv, result: Result, fault: ProxyFault, extra_deadline_s: float = 0.0
+) -> Result:
+    """The outbox run with both buses behind a fresh proxy, ``fault`` striking through it."""
     url = await env.vhost()
     proxy = await FaultProxy(env.rabbit.port).start()
 
-    async def cut(effects: Effects) -> float:
-        moment = await effects.mark()
-        result.notes.append(f"{proxy.cut()} connection(s) reset")
-        return moment
+    async def strike(effects: Effects) -> float:
+        return await fault(proxy, effects)
 
     try:
         return await outbox_run(
@@ -37,12 +41,24 @@ async def tcp_cut(env: FaultEnv) -> Result:
             store=await env.pg.new_database(),
             count=5_000 if env.long else 600,
             rate=250 if env.long else 100,
-            fault=cut,
+            fault=strike,
             slack=PREFETCH,
-            deadline_s=300 if env.long else 90,
+            deadline_s=extra_deadline_s + (300 if env.long else 90),
         )
     finally:
         await proxy.close()
+
+
+async def tcp_cut(env: FaultEnv) -> Result:
+    """Scenario 4: every connection is reset at once under outbox load."""
+    result = Result("TCP cut (proxy resets every connection)")
+
+    async def cut(proxy: FaultProxy, effects: Effects) -> float:
+        moment = await effects.mark()
+        result.notes.append(f"{proxy.cut()} connection(s) reset")
+        return moment
+
+    return await _through_proxy(env, result, cut)
 
 
 async def tcp_stall(env: FaultEnv) -> Result:
@@ -51,11 +67,9 @@ async def tcp_stall(env: FaultEnv) -> Result:
     the wait (30 s short, 240 s long), the proxy resets the stalled connections so that the
     run can end, and the scenario reports the stall as undetected within that time."""
     result = Result("TCP stall (proxy stops forwarding)")
-    url = await env.vhost()
-    proxy = await FaultProxy(env.rabbit.port).start()
     wait = 240.0 if env.long else 30.0
 
-    async def stall(effects: Effects) -> float:
+    async def stall(proxy: FaultProxy, effects: Effects) -> float:
         began = await effects.mark()
         stalled = proxy.stall()
         # Both buses (producer and consumer) must give up their stalled connection: the
@@ -72,18 +86,4 @@ async def tcp_stall(env: FaultEnv) -> Result:
             proxy.cut()
         return began
 
-    try:
-        return await outbox_run(
-            result,
-            producer_url=proxy.url(url),
-            consumer_url=proxy.url(url),
-            admin_url=url,
-            store=await env.pg.new_database(),
-            count=5_000 if env.long else 600,
-            rate=250 if env.long else 100,
-            fault=stall,
-            slack=PREFETCH,
-            deadline_s=wait + (300 if env.long else 90),
-        )
-    finally:
-        await proxy.close()
+    return await _through_proxy(env, result, stall, extra_deadline_s=wait)
