@@ -15,7 +15,14 @@ import aiormq
 from tests.faults.cases import MAX_SIZE, WIRE, Draft, generate
 from tests.faults.env import FaultEnv
 from tests.faults.ledger import DuplicateCounter, Effects, Result, consumer_bus, prepare, settle
-from tests.faults.plain import ERROR_QUEUE, drain, raw_property_bytes, ready_count, until
+from tests.faults.plain import (
+    ERROR_QUEUE,
+    drain,
+    publish_raw,
+    raw_property_bytes,
+    ready_count,
+    until,
+)
 
 REASON = "busline-error-reason"
 
@@ -26,8 +33,7 @@ async def _publish(url: str, items: list[tuple[bytes, dict[str, Any]]]) -> None:
     try:
         channel = await connection.channel(publisher_confirms=True)
         for body, props in items:
-            props.setdefault("delivery_mode", aio_pika.DeliveryMode.PERSISTENT)
-            await channel.default_exchange.publish(aio_pika.Message(body, **props), WIRE)
+            await publish_raw(channel, WIRE, body, **props)
     finally:
         await connection.close()
 
