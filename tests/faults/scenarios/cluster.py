@@ -57,7 +57,8 @@ async def cluster_node_stop(env: FaultEnv) -> list[Result]:
     cluster = RabbitCluster()
     try:
         await asyncio.to_thread(cluster.start)
-        several = await _several_urls_accepted(await _cluster_urls(cluster))
+        _, urls = await _cluster_vhost(cluster)
+        several = await _several_urls_accepted(urls)
         results = [await _stop_leader(env, cluster, several)]
         if several:
             results.append(await _stop_bus_node(env, cluster))
@@ -71,11 +72,12 @@ async def cluster_node_stop(env: FaultEnv) -> list[Result]:
         await asyncio.to_thread(cluster.stop)
 
 
-async def _cluster_urls(cluster: RabbitCluster) -> str:
-    """A fresh vhost of the cluster, as the comma-separated URLs of its three nodes."""
+async def _cluster_vhost(cluster: RabbitCluster) -> tuple[str, str]:
+    """A fresh vhost of the cluster: its name, and the comma-separated URLs of its three nodes
+    for it."""
     vhost = f"faults-{uuid.uuid4().hex[:8]}"
     await asyncio.to_thread(services, cluster.nodes[0].port, "add-vhosts", vhost)
-    return ",".join(node.url(vhost) for node in cluster.nodes)
+    return vhost, ",".join(node.url(vhost) for node in cluster.nodes)
 
 
 def _stopper(node: RabbitNode, result: Result, after: Callable[[], Awaitable[None]]) -> Fault:
@@ -95,9 +97,8 @@ def _stopper(node: RabbitNode, result: Result, after: Callable[[], Awaitable[Non
 
 async def _stop_leader(env: FaultEnv, cluster: RabbitCluster, several: bool) -> Result:
     result = Result("cluster: stop the queue leader's node")
-    urls = await _cluster_urls(cluster)
+    vhost, urls = await _cluster_vhost(cluster)
     first, leader_node = cluster.nodes[0], cluster.nodes[1]
-    vhost = urls.split(",")[0].rsplit("/", 1)[1]
     bus_url = urls if several else first.url(vhost)
     result.notes.append("bus given all three addresses" if several else "bus on the first node")
     await _declare_on(leader_node, vhost)
@@ -124,8 +125,7 @@ async def _stop_leader(env: FaultEnv, cluster: RabbitCluster, several: bool) -> 
 
 async def _stop_bus_node(env: FaultEnv, cluster: RabbitCluster) -> Result:
     result = Result("cluster: stop the bus's node")
-    urls = await _cluster_urls(cluster)
-    vhost = urls.split(",")[0].rsplit("/", 1)[1]
+    vhost, urls = await _cluster_vhost(cluster)
 
     async def nothing() -> None:
         return None
