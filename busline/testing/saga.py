@@ -161,7 +161,8 @@ class SagaScenario:
         """The instance's state, ``None`` when there is none (never started, or ended)."""
         storage = self.bus.storage
         assert storage is not None
-        for record in await storage.store.list_sagas(saga=self.saga.name, limit=100_000):
-            if record.key == key and record.status != "completed":
-                return msgspec.json.decode(record.state, type=self.saga.state_type)
-        return None
+        async with storage.store.transaction() as tx:  # only reads: its commit changes nothing
+            record = await tx.load_saga(self.saga.name, key)
+        if record is None or record.status == "completed":
+            return None
+        return msgspec.json.decode(record.state, type=self.saga.state_type)
