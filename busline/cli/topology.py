@@ -71,6 +71,7 @@ def run(args: argparse.Namespace) -> int:
 def plan(buses: Iterable[Bus]) -> list[Entity]:
     """Everything the buses declare when they run: exchanges, queues, bindings, each by name."""
     queue_arguments = _rabbitmq("topology").queue_arguments
+    delays = _rabbitmq("delays")
     found: dict[tuple[str, str], Entity] = {}
 
     def add(kind: str, name: str, service: str, arguments: dict[str, Any] | None = None) -> None:
@@ -95,24 +96,15 @@ def plan(buses: Iterable[Bus]) -> list[Entity]:
             retry = spec.options.get("retry")
             if isinstance(retry, RetryPolicy):
                 policies.add(retry)
-        for level in sorted(_delay_levels(policies, queue_type)):
-            _add_delay(add, level, service, queue_type)
+        levels = {delays.delay_level(delay) for policy in policies for delay in policy.delays}
+        for level in sorted(levels):
+            # A delay level: a fanout exchange and a TTL queue of one name, bound together.
+            name = delays.delay_name(level, queue_type)
+            add("exchange", name, service)
+            add("queue", name, service, delays.delay_queue_arguments(level, queue_type))
+            add("binding", f"{name} -> {name}", service)
     order = {"exchange": 0, "queue": 1, "binding": 2}  # the order they must be declared in
     return sorted(found.values(), key=lambda e: (order[e.kind], e.name))
-
-
-def _delay_levels(policies: Iterable[RetryPolicy], queue_type: Any) -> set[int]:
-    delay_level = _rabbitmq("delays").delay_level
-    return {delay_level(delay) for policy in policies for delay in policy.delays}
-
-
-def _add_delay(add: Any, level: int, service: str, queue_type: Any) -> None:
-    """A delay level: a fanout exchange and a TTL queue of one name, bound together."""
-    delays = _rabbitmq("delays")
-    name = delays.delay_name(level, queue_type)
-    add("exchange", name, service)
-    add("queue", name, service, delays.delay_queue_arguments(level, queue_type))
-    add("binding", f"{name} -> {name}", service)
 
 
 def as_table(entities: list[Entity]) -> str:
