@@ -19,7 +19,7 @@ from collections import OrderedDict
 from busline.clock import Clock, SystemClock
 from busline.context import Context
 from busline.middleware import ConsumeNext, Middleware
-from busline.stores import InboxRecord, StoreSettings, StoreTransaction
+from busline.stores import InboxRecord, StoreSettings
 
 log = logging.getLogger("busline.inbox")
 
@@ -43,19 +43,6 @@ def log_duplicate(ctx: Context) -> None:
         ctx.message_id,
         ctx.idempotency_key,
     )
-
-
-async def first_time(tx: StoreTransaction, ctx: Context, now: float) -> bool:
-    """Record the incoming message's key in ``tx``; ``False`` if this consumer already has it.
-
-    On PostgreSQL, a concurrent transaction holding the same key makes this wait for its outcome,
-    so two copies handled at once still apply the effect once. (The store middleware opens its
-    transaction with the record instead: :func:`inbox_record`.)
-    """
-    if await tx.claim_inbox(*inbox_record(ctx, now)):
-        return True
-    log_duplicate(ctx)
-    return False
 
 
 def check_retention(settings: StoreSettings, retry_window: float) -> None:

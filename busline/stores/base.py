@@ -170,9 +170,6 @@ class StoreTransaction(Protocol):
     def connection(self) -> Any:
         """The driver connection in the transaction (what ``ctx.db`` and ``tx.db`` return)."""
 
-    async def claim_inbox(self, consumer: str, key: str, message_id: str, now: float) -> bool:
-        """Record ``key`` as processed by ``consumer``; ``False`` if it already was."""
-
     async def add_outbox(
         self,
         transaction: tuple[Any, ...],

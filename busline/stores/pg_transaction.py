@@ -8,7 +8,7 @@ from typing import Any
 import asyncpg  # type: ignore[import-untyped]  # no stubs shipped
 
 from busline.stores import postgres_sql as pg
-from busline.stores import saga_postgres, sql
+from busline.stores import saga_postgres
 from busline.stores.pg_prepared import PreparedStatements
 
 
@@ -24,14 +24,6 @@ class PostgresTransaction(saga_postgres.PostgresSagaTransaction):
         self.first_time = True
         #: The outbox insert sent with the commit (see :meth:`add_outbox_last`).
         self.at_commit = ""
-
-    async def claim_inbox(self, consumer: str, key: str, message_id: str, now: float) -> bool:
-        """Record ``key`` for ``consumer``; ``False`` when it was already recorded.
-
-        A concurrent transaction holding the same key makes this wait for its outcome.
-        """
-        status = await self.connection.execute(pg.INSERT_INBOX, consumer, key, message_id, now)
-        return sql.affected(status) == 1
 
     async def add_outbox(
         self,

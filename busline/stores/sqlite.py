@@ -73,10 +73,6 @@ class SqliteTransaction(SqliteSagaTransaction):
         #: Whether the inbox record the transaction was opened with was new.
         self.first_time = first_time
 
-    async def claim_inbox(self, consumer: str, key: str, message_id: str, now: float) -> bool:
-        """Record ``key`` for ``consumer``; ``False`` when it was already recorded."""
-        return changes_of(self.raw, sql.INSERT_INBOX, (consumer, key, message_id, now)) > 0
-
     async def add_outbox(
         self,
         transaction: tuple[Any, ...],
