@@ -1,6 +1,7 @@
-"""Settling a delivery once its outcome is known: acknowledge it, redeliver it later, or move it
-to the error queue with headers that explain why. Each settle is guarded: if the transport cannot
-do it, the delivery is left unsettled and the broker redelivers it when the channel closes."""
+"""Settling a delivery that did not simply succeed: redeliver it later, or move it to the error
+queue with headers that explain why (the consumer acknowledges a handled message itself). Each
+settle is guarded: if the transport cannot do it, the delivery is left unsettled and the broker
+redelivers it when the channel closes."""
 
 from __future__ import annotations
 
@@ -51,12 +52,11 @@ class Settler:
         self._queue = queue
         self._clock = clock
 
-    async def settle(self, delivery: Delivery, outcome: Outcome | None) -> None:
-        """Ack (``None``), defer, or dead-letter ``delivery``; never raises."""
+    async def settle(self, delivery: Delivery, outcome: Outcome) -> None:
+        """Defer or dead-letter ``delivery``; never raises. (The consumer acknowledges a
+        handled message itself, inline: every message takes that path.)"""
         try:
-            if outcome is None:
-                await delivery.ack()
-            elif outcome.kind is OutcomeKind.DEFERRED:
+            if outcome.kind is OutcomeKind.DEFERRED:
                 await delivery.defer(outcome.delay, self._defer_headers(outcome))
             else:
                 self._log_dead_letter(outcome)
@@ -66,7 +66,7 @@ class Settler:
                 "%s: could not settle message %s (%s); left unsettled so the broker redelivers it",
                 self._queue,
                 delivery.envelope.message_id,
-                "ack" if outcome is None else outcome.kind.value,
+                outcome.kind.value,
             )
 
     def _defer_headers(self, outcome: Outcome) -> dict[str, Any]:
