@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import asdict
 
 from busline.cli.common import USAGE, complain
 from busline.cli.targets import add_targets, load_all
@@ -39,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
         return USAGE
     findings = check(build(load_all(args.targets)), frozenset(args.ignore))
     if args.json:
-        print(json.dumps([_as_dict(f) for f in findings], indent=2, sort_keys=True))
+        print(json.dumps([asdict(f) for f in findings], indent=2, sort_keys=True))
     else:
         for finding in findings:
             print(as_text(finding))
@@ -56,13 +57,3 @@ def as_text(finding: Finding) -> str:
         f"    why: {finding.reason}\n"
         f"    fix: {finding.suggestion}"
     )
-
-
-def _as_dict(finding: Finding) -> dict[str, str]:
-    return {
-        "rule": finding.rule,
-        "severity": finding.severity,
-        "link": finding.link,
-        "reason": finding.reason,
-        "suggestion": finding.suggestion,
-    }
