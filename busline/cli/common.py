@@ -12,15 +12,10 @@ USAGE = 2
 FAILURE = 1
 
 
-def mask_secrets(text: str) -> str:
-    """``text`` with the password of every URL in it replaced by ``***``."""
-    return mask_text(text)
-
-
 def complain(prog: str, message: object) -> None:
     """Print ``prog: message`` to stderr as one line, passwords masked."""
     one_line = " ".join(str(message).split())
-    print(f"{prog}: {mask_secrets(one_line)}", file=sys.stderr)
+    print(f"{prog}: {mask_text(one_line)}", file=sys.stderr)
 
 
 def confirm(stdin: TextIO, question: str) -> bool:
