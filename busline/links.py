@@ -132,9 +132,10 @@ class LinkModel:
         for name, info in sorted(self.messages.items()):
             timers = [h.node for h in self.handlers if name in h.timeouts]
             found.extend(Link(info.kind, node, name, node, timeout=True) for node in timers)
-            if timers and not self.senders(name):
+            senders: list[str | None] = [h.node for h in self.senders(name)]
+            if timers and not senders:
                 continue  # only ever a timeout: no other sender to draw
-            senders: list[str | None] = [h.node for h in self.senders(name)] or [None]
+            senders = senders or [None]
             receivers: list[str | None] = [h.node for h in self.receivers(name)] or [None]
             for sender in senders:
                 for receiver in receivers:
