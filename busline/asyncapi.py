@@ -81,8 +81,7 @@ def _servers(urls: Mapping[str, str]) -> dict[str, Any]:
         server: dict[str, Any] = {"host": host, "protocol": parts.scheme}
         if parts.path not in ("", "/"):
             server["pathname"] = parts.path
-        known = [name for name, seen in servers.items() if seen == server]
-        if not known:
+        if server not in servers.values():
             servers[_key(service)] = server
     return servers
 
