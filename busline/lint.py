@@ -8,7 +8,7 @@ point at designs worth a second look (an event nobody subscribes to yet may be f
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Literal
 
@@ -36,6 +36,11 @@ def check(model: LinkModel, ignore: frozenset[str] = frozenset()) -> list[Findin
     return sorted(found, key=lambda f: (order[f.severity], f.rule, f.link))
 
 
+def _nodes(handlers: Iterable[Handler]) -> str:
+    """The handlers' nodes for a finding's link: comma-separated, ``?`` for none (unknown)."""
+    return ", ".join(h.node for h in handlers) or "?"
+
+
 def command_owner(model: LinkModel) -> Iterator[Finding]:
     """A command needs exactly one owning service: none means it waits forever, two means
     competing owners of one decision."""
@@ -43,7 +48,7 @@ def command_owner(model: LinkModel) -> Iterator[Finding]:
         if info.kind is not MessageKind.COMMAND:
             continue
         owners = sorted({h.service for h in model.receivers(name)})
-        senders = ", ".join(h.node for h in model.senders(name)) or "?"
+        senders = _nodes(model.senders(name))
         if not owners:
             yield Finding(
                 "command-owner",
@@ -143,8 +148,8 @@ def command_in_disguise(model: LinkModel) -> Iterator[Finding]:
             continue
         owners = sorted({h.service for h in model.receivers(name)})
         if len(owners) == 1 and sounds_imperative(info.type.__name__):
-            publishers = ", ".join(h.node for h in model.senders(name)) or "?"
-            receivers = ", ".join(h.node for h in model.receivers(name))
+            publishers = _nodes(model.senders(name))
+            receivers = _nodes(model.receivers(name))
             yield Finding(
                 "command-in-disguise",
                 "warning",
@@ -261,7 +266,7 @@ def unsubscribed_event(model: LinkModel) -> Iterator[Finding]:
     """An event published with no subscriber among the services given."""
     for name, info in model.messages.items():
         if info.kind is MessageKind.EVENT and not model.receivers(name):
-            publishers = ", ".join(h.node for h in model.senders(name)) or "?"
+            publishers = _nodes(model.senders(name))
             yield Finding(
                 "unsubscribed-event",
                 "info",
