@@ -19,4 +19,13 @@ class NestedTransactionError(StoreError, RuntimeError):
 
 class GroupCommitError(StoreError):
     """The database transaction this one shared with others (see docs/outbox.md, "Shared
-    commits") did not commit: nothing of it is stored; retry it like any failure."""
+    commits") did not commit: nothing of it is stored, and the cause may be another's (the
+    retry middleware runs the message again at once, alone, without counting it)."""
+
+
+def shared_failure(cause: BaseException) -> GroupCommitError:
+    """The error a member of a shared transaction gets when that transaction failed."""
+    first_line = str(cause).splitlines()[0] if str(cause) else ""
+    return GroupCommitError(
+        f"the transaction shared with others did not commit: {type(cause).__name__}: {first_line}"
+    )

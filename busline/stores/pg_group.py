@@ -23,10 +23,10 @@ import asyncio
 import math
 from collections import deque
 from time import perf_counter
-from typing import Any, Literal, Protocol, TypeVar
+from typing import Any, Literal
 
 from busline.stores import pg_session
-from busline.stores.errors import GroupCommitError, StoreError
+from busline.stores.errors import StoreError, shared_failure
 from busline.stores.pg_prepared import PreparedStatements
 
 #: How a queued member's wait ends: its turn came, its group failed before (place it again), or
@@ -37,17 +37,6 @@ PLACE_AGAIN: Turn = "place again"
 OWN_GROUP: Turn = "own group"
 #: Weight of the latest turn in the store-wide typical turn (a new group's estimate).
 SMOOTHING = 0.1
-
-
-class GroupedTransaction(Protocol):
-    """What a group needs of the transaction object it lends to a member."""
-
-    first_time: bool
-    #: The member's last write, sent with the next round trip (``"...; "`` or ``""``).
-    at_commit: str
-
-
-T = TypeVar("T", bound=GroupedTransaction)
 
 
 class Group:
@@ -232,15 +221,6 @@ class Group:
         """Whether other members' turns were in this group, besides the caller's ``own_turns``
         done (then a failure of its round trips may be theirs, not the caller's)."""
         return self.turns > own_turns
-
-
-def shared_failure(error: BaseException) -> GroupCommitError:
-    """The error a member gets when the transaction it shared with others failed: not its own
-    failure (the retry middleware runs it again at once, alone)."""
-    first_line = str(error).splitlines()[0] if str(error) else ""
-    return GroupCommitError(
-        f"the transaction shared with others did not commit: {type(error).__name__}: {first_line}"
-    )
 
 
 class Groups:

@@ -5,11 +5,21 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from types import TracebackType
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from busline.stores import sql
 from busline.stores.base import InboxRecord
-from busline.stores.pg_group import GroupedTransaction, Groups, shared_failure
+from busline.stores.errors import shared_failure
+from busline.stores.pg_group import Groups
+
+
+class GroupedTransaction(Protocol):
+    """What a member needs of the transaction object it lends to a member."""
+
+    first_time: bool
+    #: The member's last write, sent with the next round trip (``"...; "`` or ``""``).
+    at_commit: str
+
 
 T = TypeVar("T", bound=GroupedTransaction)
 

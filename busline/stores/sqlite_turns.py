@@ -31,7 +31,7 @@ from typing import Any
 
 import aiosqlite
 
-from busline.stores.errors import GroupCommitError, StoreError
+from busline.stores.errors import StoreError, shared_failure
 
 log = logging.getLogger("busline.stores.sqlite")
 
@@ -168,8 +168,11 @@ class SqliteTurns:
     async def flush(self) -> None:
         """Commit the open group, if any (when the store closes, or after an abandoned wait)."""
         async with self._lock:
-            if self._group is not None:
-                await self._finish(self._group)
+            await self._finish_open()
+
+    async def _finish_open(self) -> None:
+        if self._group is not None:
+            await self._finish(self._group)
 
     async def _join(self) -> SqliteGroup:
         group = self._group
@@ -190,7 +193,7 @@ class SqliteTurns:
             raw.execute("BEGIN IMMEDIATE")
             return
         except sqlite3.OperationalError as exc:
-            if "locked" not in str(exc) and "busy" not in str(exc):
+            if exc.sqlite_errorcode != sqlite3.SQLITE_BUSY:
                 raise
         # Another process holds the write lock: wait for it in aiosqlite's thread, not here.
         await self.conn.execute(f"PRAGMA busy_timeout={self._busy_timeout_ms}")
@@ -259,8 +262,7 @@ class SqliteTurns:
         next transaction starts the log over."""
         try:
             async with self._lock:
-                if self._group is not None:
-                    await self._finish(self._group)
+                await self._finish_open()
                 found = await self.conn.execute_fetchall("PRAGMA wal_checkpoint(PASSIVE)")
         except Exception:
             log.warning("SQLite checkpoint failed; the next one retries", exc_info=True)
@@ -280,8 +282,7 @@ class SqliteTurns:
             log.exception("could not roll back a failed SQLite transaction")
         self._solo = max(self._solo, group.turns)
         if not group.done.done():
-            failed = GroupCommitError(f"the transaction shared with others did not commit: {cause}")
-            group.done.set_exception(failed)
+            group.done.set_exception(shared_failure(cause))
             # Members that failed on their own never wait for it: don't warn about that.
             group.done.exception()
 
