@@ -102,7 +102,6 @@ class SqliteStore(SqliteUpkeep, SqliteSagaStore):
     def __init__(self, url: str, settings: StoreSettings) -> None:
         self.url = url
         self.path = sqlite_path(url)
-        self._conn: aiosqlite.Connection | None = None
         self._turns: SqliteTurns | None = None
         self._keep_sent = settings.keeps_sent_rows
         self._synchronous = settings.sqlite_synchronous
@@ -121,6 +120,9 @@ class SqliteStore(SqliteUpkeep, SqliteSagaStore):
         opened: list[sqlite3.Connection] = []
         try:
             conn = await aiosqlite.Connection(self._connector(migrate, opened), 64)
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open {mask_url(self.url)}: {exc}") from exc
+        try:
             await conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
             if migrate:
                 await _enable_wal(conn)
@@ -131,8 +133,8 @@ class SqliteStore(SqliteUpkeep, SqliteSagaStore):
             # Checkpoints sync the database file: the turns run them in the thread instead.
             await conn.execute("PRAGMA wal_autocheckpoint=0")
         except sqlite3.Error as exc:
+            await conn.close()  # or its thread stays
             raise StoreError(f"cannot open {mask_url(self.url)}: {exc}") from exc
-        self._conn = conn
         self._turns = SqliteTurns(
             opened[0],
             conn,
@@ -174,26 +176,25 @@ class SqliteStore(SqliteUpkeep, SqliteSagaStore):
     async def close(self) -> None:
         """Commit what is open and close the connection."""
         turns, self._turns = self._turns, None
-        conn, self._conn = self._conn, None
+        if turns is None:
+            return
         try:
-            if turns is not None:
-                await turns.close()
+            await turns.close()
         finally:
-            if conn is not None:
-                await conn.close()
+            await turns.conn.close()
 
-    def _open_turns(self) -> tuple[SqliteTurns, aiosqlite.Connection]:
-        if self._turns is None or self._conn is None:
+    def _open_turns(self) -> SqliteTurns:
+        if self._turns is None:
             raise StoreError(f"{self!r} is not open")
-        return self._turns, self._conn
+        return self._turns
 
     @asynccontextmanager
     async def _write(self) -> AsyncIterator[aiosqlite.Connection]:
         """A write transaction: waits its turn, commits (with the turns queued behind it) at the
         end, rolls back on error."""
-        turns, conn = self._open_turns()
+        turns = self._open_turns()
         async with turns.turn():
-            yield conn
+            yield turns.conn
 
     async def _migrate(self) -> None:
         async with self._write() as conn:
@@ -213,17 +214,17 @@ class SqliteStore(SqliteUpkeep, SqliteSagaStore):
         """Open a transaction: commit when the block ends, roll back if it raises. Given an
         inbox record, the transaction starts by inserting it (``first_time``: whether it was new).
         """
-        turns, conn = self._open_turns()
+        turns = self._open_turns()
         async with turns.turn():
             raw = turns.raw
             first_time = inbox is None or changes_of(raw, sql.INSERT_INBOX, inbox) > 0
-            yield SqliteTransaction(conn, raw, first_time)
+            yield SqliteTransaction(turns.conn, raw, first_time)
 
     async def note_failed_dispatch(
         self, tx_id: str, sent: int, error: str, retry_at: float
     ) -> None:
         """Record that a transaction's own dispatch stopped at a failure."""
-        turns, _ = self._open_turns()
+        turns = self._open_turns()
         async with turns.turn():
             turns.raw.execute(sql.NOTE_FAILURE, (sent, retry_at, error, tx_id))
             if sent and not self._keep_sent:
@@ -232,7 +233,7 @@ class SqliteStore(SqliteUpkeep, SqliteSagaStore):
     async def mark_dispatched(self, tx_ids: list[str], now: float) -> None:
         """Mark the transactions dispatched (or delete them and their rows), riding along with
         the open group's commit (a turn of its own when none is open)."""
-        turns, _ = self._open_turns()
+        turns = self._open_turns()
         await turns.ride(functools.partial(self._write_marks, tx_ids=tx_ids, now=now))
 
     def _write_marks(self, raw: sqlite3.Connection, tx_ids: list[str], now: float) -> None:
@@ -270,7 +271,7 @@ class SqliteStore(SqliteUpkeep, SqliteSagaStore):
 
     async def _record(self, claim: Claim, now: float) -> None:
         outcome = claim_outcome(claim)
-        turns, _ = self._open_turns()
+        turns = self._open_turns()
         async with self._write() as conn:
             if outcome.finished:
                 self._write_marks(turns.raw, outcome.finished, now)
