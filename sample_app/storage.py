@@ -58,24 +58,22 @@ def plain_dsn(url: str) -> str:
 
 async def create_schemas(base: str, run_id: str, services: tuple[str, ...]) -> None:
     """Create each service's schema (PostgreSQL only: busline creates tables, not schemas)."""
+    await _each_schema(base, run_id, services, 'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+
+
+async def drop_schemas(base: str, run_id: str, services: tuple[str, ...]) -> None:
+    """Drop the run's schemas (PostgreSQL only)."""
+    await _each_schema(base, run_id, services, 'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+async def _each_schema(base: str, run_id: str, services: tuple[str, ...], statement: str) -> None:
+    """Run ``statement`` (``{schema}`` filled in) for each service's schema, on one connection."""
     import asyncpg  # type: ignore[import-untyped]
 
     conn = await asyncpg.connect(plain_dsn(base))
     try:
         for service in services:
-            await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema_of(run_id, service)}"')
-    finally:
-        await conn.close()
-
-
-async def drop_schemas(base: str, run_id: str, services: tuple[str, ...]) -> None:
-    """Drop the run's schemas (PostgreSQL only)."""
-    import asyncpg
-
-    conn = await asyncpg.connect(plain_dsn(base))
-    try:
-        for service in services:
-            await conn.execute(f'DROP SCHEMA IF EXISTS "{schema_of(run_id, service)}" CASCADE')
+            await conn.execute(statement.format(schema=schema_of(run_id, service)))
     finally:
         await conn.close()
 
