@@ -22,6 +22,7 @@ from busline.context import HandlerServices
 from busline.declarations import HandlerDeclarations, check_links
 from busline.emitting import Emitting
 from busline.errors import BusNotRunningError, RegistrationError
+from busline.hooks import HookDeclarations, Hooks
 from busline.lifecycle import RUNNING, Lifecycle, run_until_signalled
 from busline.messages import Message
 from busline.middleware import Middleware, OptionCheck, outcomes_of, overrides
@@ -49,7 +50,7 @@ DEFAULT_PREFETCH = 32
 DEFAULT_MAX_MESSAGE_SIZE = 1024 * 1024
 
 
-class Bus(HandlerDeclarations, Emitting):
+class Bus(HandlerDeclarations, HookDeclarations, Emitting):
     """A service's connection to the message bus.
 
     Args:
@@ -145,6 +146,7 @@ class Bus(HandlerDeclarations, Emitting):
         #: The per-handler options the decorators accept: busline's own and the middleware's.
         self.handler_options = _handler_options(self.middleware)
         self._lifecycle = Lifecycle(service)
+        self._hooks = Hooks()
         self._factory = MessageFactory(self._lifecycle, self.clock, max_message_size)
         self._publisher = Publisher(service)
         #: The store at run time (store, outbox relay) when ``store=`` is given, else ``None``.
@@ -174,7 +176,8 @@ class Bus(HandlerDeclarations, Emitting):
     # -- lifecycle -----------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Connect, declare topology and start every consumer."""
+        """Connect, open the store, run the :meth:`on_start` hooks, then start every
+        consumer."""
         if self._lifecycle.state != "new":
             raise BusNotRunningError(f"a bus starts once; this one is {self.state}")
         self._lifecycle.state = "starting"
@@ -187,6 +190,8 @@ class Bus(HandlerDeclarations, Emitting):
             self._publisher.connect(self.transport, layers)
             if self.storage is not None:
                 await self.storage.start(retry_window(self.retry, self.registry.specs))
+            # Before any consumer: no handler sees a message before the service is set up.
+            await self._hooks.run_start(self.service)
             services = HandlerServices(
                 self.service, self._factory, self.storage is not None, outcomes_of(layers)
             )
@@ -230,7 +235,8 @@ class Bus(HandlerDeclarations, Emitting):
         return [tracing_middleware(self.telemetry)]
 
     async def stop(self) -> None:
-        """Stop consuming, finish and settle in-flight messages, then disconnect."""
+        """Stop consuming, finish and settle in-flight messages, run the :meth:`on_stop` hooks,
+        then disconnect."""
         if self._lifecycle.state in ("new", "stopped"):
             self._lifecycle.state = "stopped"
             return
@@ -243,12 +249,19 @@ class Bus(HandlerDeclarations, Emitting):
             await asyncio.gather(*(c.stop(self.shutdown_timeout) for c in self._consumers))
         finally:
             self._consumers = []
-            if self.storage is not None:
-                await self.storage.stop()  # logs, never raises
-            self._publisher.disconnect()
-            if self.transport is not None:
-                await self.transport.close()
-            self._lifecycle.state = "stopped"
+            try:
+                # Handlers are done; the store and the connection are still open for the hooks.
+                await self._hooks.run_stop(self.service)  # logs, never raises
+            finally:
+                await self._close_connections()
+
+    async def _close_connections(self) -> None:
+        if self.storage is not None:
+            await self.storage.stop()  # logs, never raises
+        self._publisher.disconnect()
+        if self.transport is not None:
+            await self.transport.close()
+        self._lifecycle.state = "stopped"
 
     async def __aenter__(self) -> Bus:
         await self.start()

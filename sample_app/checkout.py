@@ -57,13 +57,15 @@ class Checkout:
         self.config = config
         # Its HTTP endpoint publishes OrderPlaced in a transaction, outside any handler.
         self.bus = config.bus("checkout", publishes=[OrderPlaced])
+        # Its tables exist before any handler runs, however the bus is started.
+        self.bus.on_start(self.setup)
         #: Set whenever an order reaches a final state (the driver and the page wait on it).
         self.changed = asyncio.Event()
         self.finished = 0
         _subscribe(self)
 
     async def setup(self) -> None:
-        """Create the orders table."""
+        """Create the orders table. (the bus's start hook)."""
         await create_tables(self.bus, TABLES)
 
     async def place(self, order: NewOrder, key: str) -> tuple[dict[str, Any], bool]:

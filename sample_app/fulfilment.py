@@ -152,13 +152,10 @@ def make(config: ShopConfig) -> _Service:
 
 
 class _Service:
-    """A service object with just a bus (and nothing to set up)."""
+    """A service object with just a bus (busline creates the saga's tables itself)."""
 
     def __init__(self, bus: Bus) -> None:
         self.bus = bus
-
-    async def setup(self) -> None:
-        """Busline creates the saga tables itself."""
 
 
 def bus() -> Bus:

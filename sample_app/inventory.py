@@ -37,6 +37,8 @@ class Inventory:
 
     def __init__(self, config: ShopConfig) -> None:
         self.bus = bus = config.bus("inventory")
+        # Its tables exist before any handler runs, however the bus is started.
+        bus.on_start(self.setup)
         faults, say = config.faults, config.say
 
         @bus.command_handler(publishes=[StockReserved, StockShort])
@@ -112,7 +114,7 @@ class Inventory:
             await ctx.publish(StockReleased(order_id=cmd.order_id, quantity=quantity))
 
     async def setup(self) -> None:
-        """Create the stock and reservations tables."""
+        """Create the stock and reservations tables. (the bus's start hook)."""
         await create_tables(self.bus, TABLES)
 
 

@@ -25,6 +25,8 @@ class Loyalty:
 
     def __init__(self, config: ShopConfig) -> None:
         self.bus = bus = config.bus("loyalty")
+        # Its tables exist before any handler runs, however the bus is started.
+        bus.on_start(self.setup)
         faults, say = config.faults, config.say
 
         @bus.event_subscriber
@@ -41,7 +43,7 @@ class Loyalty:
             say(f"loyalty       {evt.customer} earned {points} points ({evt.order_id})")
 
     async def setup(self) -> None:
-        """Create the points table."""
+        """Create the points table. (the bus's start hook)."""
         await create_tables(self.bus, TABLES)
 
 

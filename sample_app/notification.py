@@ -25,6 +25,8 @@ class Notification:
 
     def __init__(self, config: ShopConfig) -> None:
         self.bus = bus = config.bus("notification")
+        # Its tables exist before any handler runs, however the bus is started.
+        bus.on_start(self.setup)
         faults, say = config.faults, config.say
 
         async def mail(ctx: Context, order_id: str, kind: str, customer: str, text: str) -> None:
@@ -53,7 +55,7 @@ class Notification:
             await mail(ctx, evt.order_id, "cancelled", evt.customer, text)
 
     async def setup(self) -> None:
-        """Create the notifications table."""
+        """Create the notifications table. (the bus's start hook)."""
         await create_tables(self.bus, TABLES)
 
 

@@ -39,6 +39,8 @@ class Payment:
 
     def __init__(self, config: ShopConfig) -> None:
         self.bus = bus = config.bus("payment")
+        # Its tables exist before any handler runs, however the bus is started.
+        bus.on_start(self.setup)
         faults, say = config.faults, config.say
 
         @bus.command_handler(publishes=[PaymentRetrieved, PaymentDeclined])
@@ -94,7 +96,7 @@ class Payment:
             await ctx.publish(PaymentRefunded(order_id=cmd.order_id, amount=amount))
 
     async def setup(self) -> None:
-        """Create the charges and refunds tables."""
+        """Create the charges and refunds tables. (the bus's start hook)."""
         await create_tables(self.bus, TABLES)
 
 

@@ -23,6 +23,8 @@ class Shipping:
 
     def __init__(self, config: ShopConfig) -> None:
         self.bus = bus = config.bus("shipping")
+        # Its tables exist before any handler runs, however the bus is started.
+        bus.on_start(self.setup)
         faults, say = config.faults, config.say
 
         @bus.command_handler(publishes=[OrderShipped])
@@ -40,7 +42,7 @@ class Shipping:
             await ctx.publish(OrderShipped(order_id=cmd.order_id, tracking=tracking))
 
     async def setup(self) -> None:
-        """Create the shipments table."""
+        """Create the shipments table. (the bus's start hook)."""
         await create_tables(self.bus, TABLES)
 
 

@@ -16,8 +16,6 @@ class Service(Protocol):
 
     bus: Bus
 
-    async def setup(self) -> None: ...
-
 
 BUILDERS: dict[str, Any] = {
     "checkout": checkout.make,
@@ -47,15 +45,14 @@ class Shop:
         return found
 
     async def start(self) -> None:
-        """Create the stores (schemas on PostgreSQL), start every bus, create their tables.
+        """Create the stores (schemas on PostgreSQL), then start every bus (each creates its
+        tables in its start hook, before its handlers receive anything).
 
         Subscribers are started before anyone publishes, so no event is published to nobody
         on RabbitMQ (a subscriber's queue exists once it started)."""
         if is_postgres(self.config.store):
             await create_schemas(self.config.store, self.config.run_id, self.names)
         await asyncio.gather(*(s.bus.start() for s in self.services.values()))
-        for service in self.services.values():
-            await service.setup()
 
     async def stop(self) -> None:
         """Stop every bus (each finishes what it is handling)."""

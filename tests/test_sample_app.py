@@ -3,10 +3,14 @@ bad arguments are one clear line. (End-to-end and browser tests: tests/sample_ap
 
 from __future__ import annotations
 
+import importlib
+import re
+
 import pytest
 
 from busline.testing import memory_url
 from sample_app.cli import main
+from sample_app.storage import SERVICES, fetch
 
 
 def test_a_small_run_prints_the_summary_and_exits_zero(capsys):
@@ -36,3 +40,18 @@ def test_a_bad_argument_is_one_clear_line(capsys, argv, says):
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and says in err
     assert "secret" not in err
+
+
+@pytest.mark.parametrize(
+    "service", [s for s in SERVICES if s != "fulfilment"]
+)  # its saga's tables are busline's
+async def test_a_service_started_alone_creates_its_tables(service, tmp_path, monkeypatch):
+    # As `busline run sample_app.<service>:bus` starts it: from the environment, no shop around.
+    monkeypatch.setenv("SHOP_STORE", str(tmp_path))
+    monkeypatch.setenv("SHOP_BROKER", memory_url(f"alone-{service}"))
+    module = importlib.import_module(f"sample_app.{service}")
+    tables = {re.findall(r"CREATE TABLE IF NOT EXISTS (\w+)", s)[0] for s in module.TABLES}
+    bus = module.bus()
+    async with bus, bus.transaction() as tx:
+        found = await fetch(tx.db, "SELECT name FROM sqlite_master WHERE type = 'table'")
+    assert tables and tables <= {name for (name,) in found}
