@@ -325,3 +325,28 @@ def test_outbox_and_tracing_goals() -> None:
     # Ratios of the tracing rows are against tracing=False, not aio-pika.
     assert summary["tracing"]["busline-memory-otel"]["vs_baseline"] == pytest.approx(0.08)
     assert summary["tracing"]["busline-memory"]["traced"] == 0.0
+
+
+@pytest.mark.postgres
+async def test_roundtrip_measures_postgresql_and_sqlite() -> None:
+    """``python -m benchmarks.roundtrip``, tiny: every figure of the TCP and SQLite rows is there
+    and positive (server CPU may round to 0 ticks in 50 trips), and nothing judges speed."""
+    from benchmarks import roundtrip
+
+    rows = await roundtrip.run(50, _postgres_url())
+
+    assert set(rows) == {
+        roundtrip.PG_TCP,
+        roundtrip.PG_UNIX,
+        roundtrip.SQLITE_THREAD,
+        roundtrip.SQLITE_INLINE,
+    }
+    for path in (roundtrip.PG_TCP, roundtrip.SQLITE_THREAD, roundtrip.SQLITE_INLINE):
+        row = rows[path]
+        for figure in (row.client_cpu_us, row.wall_us):
+            assert figure is not None and math.isfinite(figure) and figure > 0, row
+    server = rows[roundtrip.PG_TCP].server_cpu_us
+    # Ticks of 10 ms: 50 trips of the backend's CPU often round to 0; None if not on this host.
+    assert server is None or (math.isfinite(server) and server >= 0)
+    assert roundtrip.conclusion(rows).startswith("a PostgreSQL round trip costs")
+    assert all(path in roundtrip.summary_table(rows) for path in rows)
