@@ -6,6 +6,7 @@ import asyncio
 from collections import Counter
 
 import pytest
+import uvloop
 
 from busline import BusNotRunningError, Context
 from tests.contract.messages import PlaceOrder
@@ -200,3 +201,8 @@ async def test_hooks_are_added_before_the_start(make_bus):
     async with bus:
         with pytest.raises(BusNotRunningError, match="before it starts"):
             bus.on_stop(lambda: None)
+
+
+async def test_the_loop_is_the_one_the_test_names(request):
+    loop = asyncio.get_running_loop()
+    assert isinstance(loop, uvloop.Loop) == ("uvloop" in request.node.name)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from typing import cast
 
 from .codec import FRAME_END, FRAME_HEAD
 from .errors import ProtocolError
@@ -50,8 +51,9 @@ class FrameProtocol(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         """The socket (and TLS) is up."""
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # A stream transport, whichever loop made it: uvloop's are not asyncio.Transport
+        # subclasses (an isinstance check here left busline unable to connect on uvloop).
+        self.transport = cast(asyncio.Transport, transport)
 
     def data_received(self, data: bytes) -> None:
         """Cut out and hand on every complete frame; keep the rest for later."""
