@@ -4,7 +4,8 @@
 same queues, so the load is shared. The parent forwards SIGINT and SIGTERM to them and waits:
 each worker stops consuming, finishes the messages in hand, acknowledges them and exits. When a
 bus cannot start, its error is one line and the exit status is 1 (with several workers, the
-others are stopped too).
+others are stopped too). ``--loop`` picks the event loop: uvloop when it is installed
+(``busline[uvloop]``), unless told otherwise.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ from busline.cli.common import FAILURE, USAGE, complain
 from busline.cli.targets import add_targets, load_all
 from busline.lifecycle import run_until_signalled
 
+log = logging.getLogger("busline")
+
 HELP = "run one or more buses until SIGINT/SIGTERM (--workers N: N processes share the queues)"
 
 #: Set by the parent in each worker's environment: the worker's number, shown in its logs.
@@ -42,6 +45,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--workers", type=int, default=1, metavar="N", help="worker processes (default: 1)"
     )
     parser.add_argument(
+        "--loop",
+        default="auto",
+        choices=["auto", "asyncio", "uvloop"],
+        help="the event loop: uvloop if installed (auto, the default), asyncio's own, or uvloop",
+    )
+    parser.add_argument(
         "--log-level",
         default="INFO",
         choices=["DEBUG", "INFO", "WARNING", "ERROR"],
@@ -54,16 +63,40 @@ def run(args: argparse.Namespace) -> int:
     if args.workers < 1:
         complain("busline run", "--workers must be at least 1")
         return USAGE
+    try:
+        new_loop = loop_factory(args.loop)
+    except ImportError:
+        complain("busline run", "--loop uvloop needs uvloop: pip install 'busline[uvloop]'")
+        return USAGE
     buses = load_all(args.targets)  # in the parent too: a bad target fails before any fork
     if args.workers > 1:
-        return supervise(args.targets, args.workers, args.log_level)
+        return supervise(
+            args.targets, args.workers, ["--log-level", args.log_level, "--loop", args.loop]
+        )
     configure_logging(buses, args.log_level)
+    log.info("busline run: on %s's event loop", "asyncio" if new_loop is None else "uvloop")
     try:
-        asyncio.run(run_until_signalled(AllBuses(buses), "busline run"))
+        with asyncio.Runner(loop_factory=new_loop) as runner:
+            runner.run(run_until_signalled(AllBuses(buses), "busline run"))
     except StartError as exc:
         complain("busline run", exc)
         return FAILURE
     return 0
+
+
+def loop_factory(choice: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """What makes the event loop for ``--loop choice``: uvloop's when asked for, or (``auto``)
+    when it is installed; ``None`` for asyncio's own. ``uvloop`` without it installed raises
+    ``ImportError``."""
+    if choice == "asyncio":
+        return None
+    try:
+        import uvloop
+    except ImportError:
+        if choice == "uvloop":
+            raise
+        return None
+    return uvloop.new_event_loop
 
 
 def configure_logging(buses: list[Bus], level: str) -> None:
@@ -116,14 +149,14 @@ class AllBuses:
         await asyncio.gather(*(bus.stop() for bus in buses))
 
 
-def supervise(targets: list[str], workers: int, log_level: str) -> int:
-    """Start ``workers`` processes running ``targets``; forward SIGINT/SIGTERM; wait for all.
+def supervise(targets: list[str], workers: int, options: list[str]) -> int:
+    """Start ``workers`` processes running ``targets`` (with ``options``, e.g. the log level);
+    forward SIGINT/SIGTERM; wait for all.
 
     Returns 0 when every worker stopped cleanly after a signal, else 1 (a worker failed to
     start or died, and the others were stopped).
     """
-    argv = [sys.executable, "-m", "busline", "run", *targets, "--workers", "1"]
-    argv += ["--log-level", log_level]
+    argv = [sys.executable, "-m", "busline", "run", *targets, "--workers", "1", *options]
     children: dict[int, subprocess.Popen[bytes]] = {}
     stopping = False
 

@@ -11,6 +11,7 @@ from collections import Counter
 from pathlib import Path
 
 import aio_pika
+import pytest
 
 from busline import Bus
 from tests.cli.fixtures.workers import Work
@@ -110,3 +111,33 @@ def test_a_bus_that_cannot_start_fails_in_one_line(tmp_path):
         assert failures and all("bus cli-worker failed to start" in f for f in failures), err
         assert 1 <= len(failures) <= int(workers)  # one line per worker that got to try
         assert "hunter2" not in err and "guest:***@" in failures[0]
+
+
+@pytest.mark.parametrize(
+    ("choice", "module"),
+    [("auto", "uvloop"), ("uvloop", "uvloop"), ("asyncio", "asyncio.unix_events")],
+)
+async def test_the_loop_option_picks_the_event_loop(amqp_url, tmp_path, choice, module):
+    # uvloop is installed here (busline[uvloop] is in the dev extra): auto takes it.
+    record = tmp_path / "record"
+    env = {"CLI_TEST_URL": amqp_url, "CLI_TEST_RECORD": str(record)}
+    worker = start("run", TARGET, "--loop", choice, env=env)
+    try:
+
+        async def consuming() -> bool:
+            return (await queue_state(amqp_url, "cli.Work"))[1] == 1
+
+        await eventually(consuming, timeout=30, what="the worker consuming")
+        async with Bus("cli-client", amqp_url) as client:
+            await client.send(Work(n=1))
+        await eventually(lambda: len(lines(record, "done")) == 1, timeout=30, what="the work done")
+        worker.send_signal(signal.SIGTERM)
+        _, err = worker.communicate(timeout=60)
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+            worker.communicate()
+    assert worker.returncode == 0, err
+    loops = [line.split()[1] for line in record.read_text().splitlines() if line[:5] == "loop "]
+    assert loops == [module]
+    assert f"on {module.split('.')[0]}'s event loop" in err
