@@ -8,6 +8,8 @@ import signal
 import subprocess
 import sys
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import aio_pika
@@ -31,6 +33,24 @@ def start(*argv: str, env: dict[str, str]) -> subprocess.Popen[str]:
         stderr=subprocess.PIPE,
         text=True,
     )
+
+
+@contextmanager
+def running(*argv: str, env: dict[str, str]) -> Iterator[subprocess.Popen[str]]:
+    """``busline *argv`` in a process of its own, killed at the end if still running."""
+    process = start(*argv, env=env)
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+
+
+def terminate(process: subprocess.Popen[str]) -> str:
+    """SIGTERM, as a service manager stops a service; wait for the exit; return stderr."""
+    process.send_signal(signal.SIGTERM)
+    return process.communicate(timeout=60)[1]
 
 
 def lines(path: Path, word: str) -> list[tuple[int, int]]:
@@ -58,8 +78,7 @@ async def test_two_workers_share_the_load_and_sigterm_finishes_in_flight(amqp_ur
     record = tmp_path / "record"
     env = {"CLI_TEST_URL": amqp_url, "CLI_TEST_RECORD": str(record)}
     # The option after the target, as typed on a shell.
-    parent = start("run", TARGET, "--workers", "2", env=env)
-    try:
+    with running("run", TARGET, "--workers", "2", env=env) as parent:
 
         async def both_consuming() -> bool:
             return (await queue_state(amqp_url, "cli.Work"))[1] == 2
@@ -82,12 +101,7 @@ async def test_two_workers_share_the_load_and_sigterm_finishes_in_flight(amqp_ur
                 lambda: {n for n, _ in lines(record, "start")} >= {100, 101},
                 what="both slow messages started",
             )
-        parent.send_signal(signal.SIGTERM)
-        _, err = parent.communicate(timeout=60)
-    finally:
-        if parent.poll() is None:
-            parent.kill()
-            parent.communicate()
+        err = terminate(parent)
     assert parent.returncode == 0, err
     finished = dict(lines(record, "done"))
     assert {100, 101} <= set(finished)
@@ -121,8 +135,7 @@ async def test_the_loop_option_picks_the_event_loop(amqp_url, tmp_path, choice, 
     # uvloop is installed here (busline[uvloop] is in the dev extra): auto takes it.
     record = tmp_path / "record"
     env = {"CLI_TEST_URL": amqp_url, "CLI_TEST_RECORD": str(record)}
-    worker = start("run", TARGET, "--loop", choice, env=env)
-    try:
+    with running("run", TARGET, "--loop", choice, env=env) as worker:
 
         async def consuming() -> bool:
             return (await queue_state(amqp_url, "cli.Work"))[1] == 1
@@ -131,12 +144,7 @@ async def test_the_loop_option_picks_the_event_loop(amqp_url, tmp_path, choice, 
         async with Bus("cli-client", amqp_url) as client:
             await client.send(Work(n=1))
         await eventually(lambda: len(lines(record, "done")) == 1, timeout=30, what="the work done")
-        worker.send_signal(signal.SIGTERM)
-        _, err = worker.communicate(timeout=60)
-    finally:
-        if worker.poll() is None:
-            worker.kill()
-            worker.communicate()
+        err = terminate(worker)
     assert worker.returncode == 0, err
     loops = [line.split()[1] for line in record.read_text().splitlines() if line[:5] == "loop "]
     assert loops == [module]
