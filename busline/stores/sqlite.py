@@ -39,7 +39,7 @@ from busline.stores.rows import in_dispatch_order, row_from_record
 from busline.stores.saga_sqlite import SqliteSagaStore, SqliteSagaTransaction
 from busline.stores.schema import VERSION_TABLE_SQLITE, pending_migrations
 from busline.stores.sqlite_sql import INSERT_OUTBOX_WRITE, OUTBOX_WRITE_TRIGGER, OUTBOX_WRITE_VIEW
-from busline.stores.sqlite_turns import SqliteTurns, changes_of
+from busline.stores.sqlite_turns import SqliteTurns, changes_of, is_busy
 from busline.stores.sqlite_upkeep import SqliteUpkeep, placeholders
 from busline.urls import mask_url
 
@@ -299,6 +299,6 @@ async def _enable_wal(conn: aiosqlite.Connection, attempts: int = 100) -> None:
             await conn.execute("PRAGMA journal_mode=WAL")
             return
         except sqlite3.OperationalError as exc:
-            if "locked" not in str(exc) or attempt == attempts - 1:
+            if not is_busy(exc) or attempt == attempts - 1:
                 raise
             await asyncio.sleep(0.05)

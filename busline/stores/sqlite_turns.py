@@ -193,7 +193,7 @@ class SqliteTurns:
             raw.execute("BEGIN IMMEDIATE")
             return
         except sqlite3.OperationalError as exc:
-            if exc.sqlite_errorcode != sqlite3.SQLITE_BUSY:
+            if not is_busy(exc):
                 raise
         # Another process holds the write lock: wait for it in aiosqlite's thread, not here.
         await self.conn.execute(f"PRAGMA busy_timeout={self._busy_timeout_ms}")
@@ -291,6 +291,14 @@ class SqliteTurns:
         await self.flush()
         pending = [task for task in (self._flush, self._checkpoint) if task is not None]
         await asyncio.gather(*pending, return_exceptions=True)
+
+
+def is_busy(error: sqlite3.Error) -> bool:
+    """Whether SQLite answered busy, of any kind: the primary code (the low byte of the
+    extended one) is ``SQLITE_BUSY``. Another connection recovering the log answers
+    ``SQLITE_BUSY_RECOVERY``: seen as 'database is locked' when instances start together."""
+    code = getattr(error, "sqlite_errorcode", None)
+    return code is not None and code & 0xFF == sqlite3.SQLITE_BUSY
 
 
 def changes_of(raw: sqlite3.Connection, statement: str, params: tuple[Any, ...]) -> int:

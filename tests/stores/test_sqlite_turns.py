@@ -5,6 +5,7 @@ every member and nothing half of it stays, and nobody waits forever for a commit
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
@@ -14,7 +15,7 @@ from busline import StoreSettings
 from busline.stores import StoreError, open_store
 from busline.stores.errors import GroupCommitError
 from busline.stores.sqlite import SqliteStore
-from busline.stores.sqlite_turns import Checkpoints
+from busline.stores.sqlite_turns import Checkpoints, is_busy
 from tests.stores.db import query
 
 Member = Callable[..., Awaitable[None]]
@@ -212,6 +213,28 @@ def test_the_checkpoint_interval_tends_towards_a_thousand_pages():
         pass
     checkpoints.done(pages=checkpoints.interval)  # 1 page a commit: as rarely as allowed
     assert checkpoints.interval == 1000
+
+
+def test_every_kind_of_busy_is_busy(tmp_path):
+    # A real lock held by another connection: plain SQLITE_BUSY.
+    holder = sqlite3.connect(tmp_path / "x.db", isolation_level=None)
+    other = sqlite3.connect(tmp_path / "x.db", isolation_level=None, timeout=0)
+    holder.execute("BEGIN IMMEDIATE")
+    with pytest.raises(sqlite3.OperationalError) as locked:
+        other.execute("BEGIN IMMEDIATE")
+    holder.close()
+    other.close()
+    assert is_busy(locked.value)
+    # The extended codes keep SQLITE_BUSY in their low byte: SQLITE_BUSY_RECOVERY (261) came
+    # when four instances opened one new database at once, and was taken for a real error.
+    for extended in (261, 517, 773):  # _RECOVERY, _SNAPSHOT, _TIMEOUT
+        error = sqlite3.OperationalError("database is locked")
+        error.sqlite_errorcode = extended
+        assert is_busy(error)
+    error = sqlite3.OperationalError("disk I/O error")
+    error.sqlite_errorcode = 10  # SQLITE_IOERR
+    assert not is_busy(error)
+    assert not is_busy(sqlite3.OperationalError("no code"))
 
 
 async def test_waiting_for_another_processs_write_lock_leaves_the_loop_free(sqlite_url):
