@@ -16,6 +16,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal
 
 from busline.assembly import build_consumer, retry_window, start_telemetry, tracing_middleware
+from busline.bus_arguments import check_arguments, handler_options
 from busline.clock import Clock, SystemClock
 from busline.consumer import Consumer
 from busline.context import HandlerServices
@@ -25,16 +26,16 @@ from busline.errors import BusNotRunningError, RegistrationError
 from busline.hooks import HookDeclarations, Hooks
 from busline.lifecycle import RUNNING, Lifecycle, run_until_signalled
 from busline.messages import Message
-from busline.middleware import Middleware, OptionCheck, outcomes_of, overrides
+from busline.middleware import Middleware, outcomes_of, overrides
 from busline.outgoing import MessageFactory
 from busline.publishing import Publisher
 from busline.registry import Registry, ServiceLinks
-from busline.retries import RetryMiddleware, RetryPolicy
+from busline.retries import RetryPolicy
 from busline.saga import Saga
 from busline.saga_step import SagaRunner
 from busline.storage import StoreRuntime
 from busline.stores import NoStoreError, StoreSettings
-from busline.tracing.settings import TRACING_HANDLER_OPTIONS, TracingSettings
+from busline.tracing.settings import TracingSettings
 from busline.transport import QueueType, Transport, TransportSettings, open_transport
 from busline.urls import mask_url
 
@@ -118,7 +119,7 @@ class Bus(HandlerDeclarations, HookDeclarations, Emitting):
         sends: Sequence[type[Message]] = (),
         publishes: Sequence[type[Message]] = (),
     ) -> None:
-        _check_arguments(service, prefetch, queue_type, store, store_settings)
+        check_arguments(service, prefetch, queue_type, store, store_settings)
         self.service = service
         #: The transport URL; several broker nodes are joined by commas.
         self.url = url if isinstance(url, str) else ",".join(url)
@@ -144,7 +145,7 @@ class Bus(HandlerDeclarations, HookDeclarations, Emitting):
         #: What the service itself sends and publishes, outside its handlers (declared links).
         self.links = ServiceLinks(service, sent, published)
         #: The per-handler options the decorators accept: busline's own and the middleware's.
-        self.handler_options = _handler_options(self.middleware)
+        self.handler_options = handler_options(self.middleware)
         self._lifecycle = Lifecycle(service)
         self._hooks = Hooks()
         self._factory = MessageFactory(self._lifecycle, self.clock, max_message_size)
@@ -299,32 +300,3 @@ class Bus(HandlerDeclarations, HookDeclarations, Emitting):
             self.registry.add(spec)
         self.sagas.append(saga)
         self._saga_runners.append(runner)
-
-
-def _check_arguments(
-    service: str,
-    prefetch: int,
-    queue_type: str,
-    store: str | None,
-    store_settings: StoreSettings | None,
-) -> None:
-    """Refuse constructor arguments that cannot work, each with what to do instead."""
-    if not service or not service.strip():
-        raise ValueError("service must be a non-empty name")
-    if prefetch < 1:
-        raise ValueError("prefetch must be at least 1")
-    if queue_type not in ("quorum", "classic"):
-        raise ValueError("queue_type must be 'quorum' or 'classic'")
-    if store_settings is not None and store is None:
-        raise ValueError("store_settings= needs a store= URL")
-
-
-def _handler_options(middleware: Sequence[Middleware]) -> dict[str, OptionCheck]:
-    """Every per-handler option a bus understands: busline's own and its middleware's."""
-    options: dict[str, OptionCheck] = {
-        **RetryMiddleware.handler_options,
-        **TRACING_HANDLER_OPTIONS,
-    }
-    for mw in middleware:
-        options.update(mw.handler_options)
-    return options
