@@ -14,7 +14,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-from busline.errors import BusNotRunningError
+from busline.errors import RegistrationError
 from busline.lifecycle import Lifecycle
 
 log = logging.getLogger("busline")
@@ -85,7 +85,7 @@ class HookDeclarations:
         if not callable(hook):
             raise TypeError(f"bus.{kind} takes a function, not {type(hook).__name__}")
         if self._lifecycle.state != "new":
-            raise BusNotRunningError(
+            raise RegistrationError(
                 f"bus {self._lifecycle.service!r} is {self._lifecycle.state}: add {kind} hooks "
                 f"before it starts"
             )

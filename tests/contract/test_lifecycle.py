@@ -8,7 +8,7 @@ from collections import Counter
 import pytest
 import uvloop
 
-from busline import BusNotRunningError, Context
+from busline import BusNotRunningError, Context, RegistrationError
 from tests.contract.messages import PlaceOrder
 from tests.support import eventually
 
@@ -199,7 +199,7 @@ async def test_hooks_are_added_before_the_start(make_bus):
     with pytest.raises(TypeError, match="takes a function"):
         bus.on_start("create tables")  # type: ignore[arg-type]
     async with bus:
-        with pytest.raises(BusNotRunningError, match="before it starts"):
+        with pytest.raises(RegistrationError, match="before it starts"):
             bus.on_stop(lambda: None)
 
 
