@@ -26,7 +26,7 @@ from time import perf_counter
 from typing import Any, Literal
 
 from busline.stores import pg_session
-from busline.stores.errors import StoreError, shared_failure
+from busline.stores.errors import shared_failure
 from busline.stores.pg_prepared import PreparedStatements
 
 #: How a queued member's wait ends: its turn came, its group failed before (place it again), or
@@ -172,8 +172,8 @@ class Group:
         try:
             if statement:
                 status = await self.conn.execute(statement)
-                if self.in_tx and status != "COMMIT":
-                    raise StoreError(f"the transaction ended in {status}, not COMMIT")
+                if self.in_tx:
+                    pg_session.check_committed(status)
         except BaseException as exc:
             error = exc
         if error is None:

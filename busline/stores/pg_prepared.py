@@ -38,11 +38,20 @@ OUTBOX_TYPES = (
     *("integer", "float8", "text", "text", "jsonb", "bytea", "float8"),
 )
 
+#: The values of the shared statements (:mod:`busline.stores.sql`), replaced by literals.
+INBOX_PLACEHOLDERS = "?, ?, ?, ?"
+TRANSACTION_PLACEHOLDERS = ", ".join("?" for _ in TRANSACTION_TYPES)
+
 PREPARE = (
     f"PREPARE {INBOX} (text, text, text, float8) AS {pg.INSERT_INBOX}; "
     f"PREPARE {OUTBOX} ({', '.join((*TRANSACTION_TYPES, *OUTBOX_TYPES))}) AS "
     f"{pg.insert_with_rows(1)}"
 )
+
+
+def literals(values: tuple[Any, ...]) -> str:
+    """``values`` as comma-separated SQL literals (see :func:`pg_session.literal`)."""
+    return ", ".join(pg_session.literal(value) for value in values)
 
 
 class PreparedStatements:
@@ -76,23 +85,25 @@ class PreparedStatements:
     def inbox_values(inbox: InboxRecord) -> str:
         """The values of ``inbox`` as SQL literals (raises ``ValueError`` on a value SQL cannot
         hold: a NUL character, a time that is not finite)."""
-        return ", ".join(pg_session.literal(value) for value in inbox)
+        return literals(inbox)
 
     def inbox_insert(self, conn: Any, values: str) -> str:
         """The insert of an inbox record given :meth:`inbox_values` (its command status tells
         whether the record was new)."""
         if self._on(conn):
             return f"EXECUTE {INBOX}({values})"
-        return sql.INSERT_INBOX.replace("?, ?, ?, ?", values)
+        return sql.INSERT_INBOX.replace(INBOX_PLACEHOLDERS, values)
 
     def outbox_insert(
         self, conn: Any, transaction: tuple[Any, ...], rows: list[tuple[Any, ...]]
     ) -> str:
-        """An outbox transaction and its rows in one statement."""
-        if len(rows) != 1 or not self._on(conn):
-            return pg_session.outbox_insert(transaction, rows)
-        values = ", ".join(pg_session.literal(value) for value in (*transaction, *rows[0]))
-        return f"EXECUTE {OUTBOX}({values})"
+        """An outbox transaction and its rows in one statement, with literal values."""
+        if len(rows) == 1 and self._on(conn):
+            return f"EXECUTE {OUTBOX}({literals((*transaction, *rows[0]))})"
+        return pg.transaction_with_rows(
+            sql.INSERT_TRANSACTION.replace(TRANSACTION_PLACEHOLDERS, literals(transaction)),
+            ", ".join(f"({literals(row)})" for row in rows),
+        )
 
     def begin(self, conn: Any, inbox: InboxRecord | None) -> str:
         """``BEGIN``, then the insert of ``inbox`` when given."""

@@ -30,7 +30,6 @@ import asyncpg  # type: ignore[import-untyped]  # no stubs shipped
 
 from busline.stores import sql
 from busline.stores.errors import StoreError
-from busline.stores.schema import OUTBOX_COLUMNS, TRANSACTION_COLUMNS
 
 #: What asyncpg's ``Connection.reset()`` runs on PostgreSQL when a connection goes back.
 RESET_SESSION = "SELECT pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *; RESET ALL"
@@ -89,17 +88,6 @@ def literal(value: Any) -> str:
     raise TypeError(f"cannot write {type(value).__name__} as a literal")
 
 
-def outbox_insert(transaction: tuple[Any, ...], rows: list[tuple[Any, ...]]) -> str:
-    """An outbox transaction and its rows in one statement with literal values, to go with the
-    commit."""
-    values = ", ".join("(" + ", ".join(literal(v) for v in row) + ")" for row in rows)
-    return (
-        f"WITH tx AS (INSERT INTO busline_outbox_transactions ({', '.join(TRANSACTION_COLUMNS)}) "
-        f"VALUES ({', '.join(literal(v) for v in transaction)})) "
-        f"INSERT INTO busline_outbox ({', '.join(OUTBOX_COLUMNS)}) VALUES {values}"
-    )
-
-
 def mark_dispatched(tx_ids: list[str], now: float, keep_sent: bool) -> str:
     """The dispatch mark of ``tx_ids`` (or, without kept rows, their deletion) as one simple
     query, committed asynchronously (``synchronous_commit = off`` for this transaction only):
@@ -131,14 +119,21 @@ async def end(conn: Any, statement: str) -> None:
     first attempt raised (a commit that failed, or one that ended in a rollback)."""
     try:
         status = await conn.execute(statement)
-        if statement.endswith("COMMIT") and status != "COMMIT":
-            raise StoreError(f"the transaction ended in {status}, not COMMIT: nothing is kept")
+        if statement.endswith("COMMIT"):
+            check_committed(status)
     except BaseException:
         try:
             await conn.execute(ROLLBACK)
         except BaseException:
             discard(conn)
         raise
+
+
+def check_committed(status: str) -> None:
+    """Raise unless ``COMMIT`` answered ``COMMIT``: a transaction left aborted answers
+    ``ROLLBACK``, without an error, and nothing of it is kept."""
+    if status != "COMMIT":
+        raise StoreError(f"the transaction ended in {status}, not COMMIT: nothing is kept")
 
 
 def discard(conn: Any) -> None:

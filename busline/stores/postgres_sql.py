@@ -54,7 +54,13 @@ def insert_with_rows(rows: int, scheduled: bool = False) -> str:
         for row in range(rows)
     )
     insert = saga_postgres.INSERT_SCHEDULED_TRANSACTION if scheduled else INSERT_TRANSACTION
+    return transaction_with_rows(insert, groups)
+
+
+def transaction_with_rows(transaction_insert: str, row_values: str) -> str:
+    """The insert of an outbox transaction (``transaction_insert``, with its values) and of its
+    rows (``row_values``: ``(...), (...)``), parameters or literals, as one statement."""
     return (
-        f"WITH tx AS ({insert}) "
-        f"INSERT INTO busline_outbox ({', '.join(OUTBOX_COLUMNS)}) VALUES {groups}"
+        f"WITH tx AS ({transaction_insert}) "
+        f"INSERT INTO busline_outbox ({', '.join(OUTBOX_COLUMNS)}) VALUES {row_values}"
     )
