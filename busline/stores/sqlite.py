@@ -272,23 +272,23 @@ class SqliteStore(SqliteUpkeep, SqliteSagaStore):
     async def _record(self, claim: Claim, now: float) -> None:
         outcome = claim_outcome(claim)
         turns = self._open_turns()
-        async with self._write() as conn:
+        # busline's own short writes: on the loop's thread, as the marks and failures are.
+        async with turns.turn():
+            raw = turns.raw
             if outcome.finished:
-                self._write_marks(turns.raw, outcome.finished, now)
+                self._write_marks(raw, outcome.finished, now)
             # Advanced and untouched transactions are due again now: their lease ends.
             if outcome.advanced:
-                await conn.executemany(
-                    sql.ADVANCE, [(sent, now, tx) for sent, tx in outcome.advanced]
-                )
+                raw.executemany(sql.ADVANCE, [(sent, now, tx) for sent, tx in outcome.advanced])
             if outcome.untouched:
-                await conn.execute(
+                raw.execute(
                     f"{sql.RELEASE}({placeholders(outcome.untouched)})", (now, *outcome.untouched)
                 )
             if outcome.failed:
-                await conn.executemany(sql.NOTE_FAILURE, outcome.failed)
+                raw.executemany(sql.NOTE_FAILURE, outcome.failed)
             partly_sent = outcome.partly_sent()
             if partly_sent and not self._keep_sent:
-                await conn.executemany(sql.DELETE_SENT_ROWS, partly_sent)
+                raw.executemany(sql.DELETE_SENT_ROWS, partly_sent)
 
 
 async def _enable_wal(conn: aiosqlite.Connection, attempts: int = 100) -> None:
